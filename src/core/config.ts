@@ -1,0 +1,157 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** The configuration schema. Every key can come from the config file; most also from `WARDEN_*`. */
+export const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./warden-data'),
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.coerce.number().int().min(0).max(65_535).default(8420),
+    /** The URL clients reach Warden at; also the OAuth issuer. Defaults to http://host:port. */
+    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** `postgres://…` for PostgreSQL; `sqlite:PATH` or unset for the embedded SQLite file. */
+    databaseUrl: z
+      .string()
+      .regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:')
+      .optional(),
+    /** Master key (64 hex or 43 base64url chars). Unset: a key file in the data directory. */
+    masterKey: z.string().optional(),
+    /** Older master keys, accepted until `warden keys rotate-master` has re-wrapped everything. */
+    masterKeyPrevious: z.array(z.string()).default([]),
+    /** At first start, the bootstrap administrator's API token; ignored afterwards. */
+    adminToken: z.string().min(32, 'must be at least 32 characters').optional(),
+    logLevel: z.enum(logLevels).default('info'),
+    /** This node's name: its audit partition. Defaults to one persisted in the data directory. */
+    nodeId: z
+      .string()
+      .regex(/^[a-zA-Z0-9._-]{1,64}$/, 'letters, digits, . _ - only, at most 64')
+      .optional(),
+    http: z
+      .object({
+        bodyLimit: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024)
+          .default(1024 * 1024),
+        trustProxy: z.coerce.boolean().default(false),
+      })
+      .strict()
+      .default({ bodyLimit: 1024 * 1024, trustProxy: false }),
+    audit: z
+      .object({
+        /** `closed` (default): an action whose event cannot be written is refused. */
+        failMode: z.enum(['closed', 'open']).default('closed'),
+        checkpointIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
+      })
+      .strict()
+      .default({ failMode: 'closed', checkpointIntervalSeconds: 60 }),
+  })
+  .strict();
+
+export type WardenConfig = z.infer<typeof configSchema>;
+
+/** Environment variables and the config key each sets. */
+export const ENV_KEYS: Record<string, string> = {
+  WARDEN_DATA_DIR: 'dataDir',
+  WARDEN_HOST: 'host',
+  WARDEN_PORT: 'port',
+  WARDEN_PUBLIC_URL: 'publicUrl',
+  WARDEN_DATABASE_URL: 'databaseUrl',
+  WARDEN_MASTER_KEY: 'masterKey',
+  WARDEN_MASTER_KEY_PREVIOUS: 'masterKeyPrevious',
+  WARDEN_ADMIN_TOKEN: 'adminToken',
+  WARDEN_LOG_LEVEL: 'logLevel',
+  WARDEN_NODE_ID: 'nodeId',
+  WARDEN_HTTP_BODY_LIMIT: 'http.bodyLimit',
+  WARDEN_HTTP_TRUST_PROXY: 'http.trustProxy',
+  WARDEN_AUDIT_FAIL_MODE: 'audit.failMode',
+  WARDEN_AUDIT_CHECKPOINT_INTERVAL: 'audit.checkpointIntervalSeconds',
+};
+
+const LIST_KEYS = new Set(['masterKeyPrevious']);
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts.at(-1) as string] = value;
+}
+
+function envNameFor(path: string): string | undefined {
+  return Object.entries(ENV_KEYS).find(([, key]) => key === path)?.[0];
+}
+
+/**
+ * Loads and validates the configuration: defaults, then the JSON file named by `WARDEN_CONFIG`
+ * (if any), then `WARDEN_*` variables. @throws ConfigError naming the bad key and why.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Record<string, unknown> = {},
+): WardenConfig {
+  let raw: Record<string, unknown> = {};
+  const file = env.WARDEN_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(resolve(file), 'utf8');
+    } catch (e) {
+      throw new ConfigError(
+        `WARDEN_CONFIG: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw new Error('not an object');
+      }
+      raw = parsed as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`WARDEN_CONFIG: ${file} is not a JSON object (${(e as Error).message})`);
+    }
+  }
+  for (const [name, path] of Object.entries(ENV_KEYS)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(
+      raw,
+      path,
+      LIST_KEYS.has(path)
+        ? value
+            .split(',')
+            .map((v) => v.trim())
+            .filter(Boolean)
+        : value,
+    );
+  }
+  for (const [path, value] of Object.entries(overrides)) setPath(raw, path, value);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const path = issue.path.join('.') || '(root)';
+      const envName = envNameFor(path);
+      const where = envName ? `${path} (${envName})` : path;
+      // Never echo a value: a misplaced secret must not end up in a terminal or a log.
+      return `${where}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return result.data;
+}
+
+/** The public URL of this Warden, without a trailing slash. */
+export function publicUrlOf(config: WardenConfig): string {
+  const url =
+    config.publicUrl ??
+    `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  return url.replace(/\/+$/, '');
+}

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { getMeta, Store, setMeta, storeMigrations } from '../../src/store/index.ts';
+import { BACKENDS, freshDatabase } from '../support/databases.ts';
+
+for (const backend of BACKENDS) {
+  describe(`store on ${backend}`, () => {
+    it('runs migrations once and reports them', async () => {
+      const { url, dataDir } = await freshDatabase(backend);
+      const store = await Store.open({ url, dataDir });
+      try {
+        assert.equal(store.dialect, backend);
+        assert.deepEqual(await store.migrate(storeMigrations), ['20261125T000000_store_init']);
+        assert.deepEqual(await store.migrate(storeMigrations), []);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('rolls back every write of a failed transaction', async () => {
+      const { url, dataDir } = await freshDatabase(backend);
+      const store = await Store.open({ url, dataDir });
+      try {
+        await store.migrate(storeMigrations);
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await setMeta(tx, 'a', '1');
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        assert.equal(await getMeta(store.db, 'a'), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('delivers a published change to another store on the same database', async () => {
+      const { url, dataDir } = await freshDatabase(backend);
+      const a = await Store.open({ url, dataDir });
+      await a.migrate(storeMigrations);
+      const b = await Store.open({ url, dataDir });
+      try {
+        const seen: unknown[] = [];
+        b.changes.subscribe('agent.status', (c) => seen.push(c.payload));
+        const started = Date.now();
+        await a.changes.publish('agent.status', { id: 'x', status: 'suspended' });
+        while (seen.length === 0 && Date.now() - started < 2000) await sleep(10);
+        assert.deepEqual(seen, [{ id: 'x', status: 'suspended' }]);
+        assert.ok(Date.now() - started < 1000, 'change arrived within a second');
+      } finally {
+        await b.close();
+        await a.close();
+      }
+    });
+  });
+}
