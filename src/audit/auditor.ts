@@ -82,7 +82,10 @@ export class Auditor {
    * Runs `fn` and records the event describing its result in the same transaction: the change and
    * its audit event are written together or not at all.
    */
-  async transact<T>(fn: (tx: Kysely<any>) => Promise<T>, toEvent: (result: T) => AuditEventInput): Promise<T> {
+  async transact<T>(
+    fn: (tx: Kysely<any>) => Promise<T>,
+    toEvent: (result: T) => AuditEventInput,
+  ): Promise<T> {
     return this.#serialize(() =>
       this.#store.transaction(async (tx) => {
         const result = await fn(tx);
@@ -130,7 +133,12 @@ export class Auditor {
         actor_type: event.actor.type,
         actor_id: event.actor.id,
         user_id: event.actor.type === 'user' ? event.actor.id : (event.actor.on_behalf_of?.id ?? null),
-        agent_id: event.actor.type === 'agent' ? event.actor.id : event.resource?.type === 'agent' ? (event.resource.id ?? null) : null,
+        agent_id:
+          event.actor.type === 'agent'
+            ? event.actor.id
+            : event.resource?.type === 'agent'
+              ? (event.resource.id ?? null)
+              : null,
         outcome: event.outcome,
         body: canonicalJson(body),
         prev_hash: event.prev_hash,
@@ -142,7 +150,10 @@ export class Auditor {
   }
 
   #failed(error: unknown, input: AuditEventInput): undefined {
-    this.#logger.error({ err: { message: (error as Error).message }, type: input.type }, 'audit event could not be written');
+    this.#logger.error(
+      { err: { message: (error as Error).message }, type: input.type },
+      'audit event could not be written',
+    );
     if (this.failMode === 'open') return undefined;
     throw new UnavailableError('the audit ledger cannot be written; the action was refused', {
       code: 'ERR_AUDIT_UNAVAILABLE',

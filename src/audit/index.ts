@@ -10,4 +10,5 @@ export type {
   AuditRequestMeta,
 } from './event.ts';
 export { auditMigrations } from './migrations.ts';
+export { decodeEventRow, listPartitions, readEvents } from './reader.ts';
 export { REDACTED, redact, redactString } from './redact.ts';

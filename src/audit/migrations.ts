@@ -23,8 +23,16 @@ export const auditMigrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('audit_events_time').on('audit_events').column('time').execute();
       await db.schema.createIndex('audit_events_type').on('audit_events').columns(['type', 'time']).execute();
-      await db.schema.createIndex('audit_events_agent').on('audit_events').columns(['agent_id', 'time']).execute();
-      await db.schema.createIndex('audit_events_user').on('audit_events').columns(['user_id', 'time']).execute();
+      await db.schema
+        .createIndex('audit_events_agent')
+        .on('audit_events')
+        .columns(['agent_id', 'time'])
+        .execute();
+      await db.schema
+        .createIndex('audit_events_user')
+        .on('audit_events')
+        .columns(['user_id', 'time'])
+        .execute();
     },
     async down(db) {
       await db.schema.dropTable('audit_events').execute();
