@@ -62,11 +62,13 @@ export function noteVerifier(name: string, publicKey: KeyObject): NoteVerifier {
 export function parseNoteVerifier(text: string): NoteVerifier {
   const bad = (why: string) =>
     new InvalidRequestError(`not an Ed25519 verifier key: ${why}`, { code: 'ERR_AUDIT_KEY' });
-  const parts = text.trim().split('+');
-  if (parts.length !== 3) throw bad('expected <name>+<key id>+<key>');
-  const [name, idHex, keyB64] = parts as [string, string, string];
+  // The base64 key may itself contain '+': split at the first two only.
+  const m = /^([^+]+)\+([^+]*)\+(.*)$/s.exec(text.trim());
+  if (!m) throw bad('expected <name>+<key id>+<key>');
+  const [, name, idHex, keyB64] = m as unknown as [string, string, string, string];
   if (!/^[0-9a-f]{8}$/.test(idHex)) throw bad('the key id is 8 hex digits');
   const key = Buffer.from(keyB64, 'base64');
+  if (key.toString('base64') !== keyB64) throw bad('the key is not canonical base64');
   if (key.length !== 33 || key[0] !== ED25519_TYPE) throw bad('the key is 0x01 followed by 32 bytes');
   assertKeyName(name);
   const raw = key.subarray(1);
