@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sql } from 'kysely';
+import type { sql } from 'kysely';
 import {
   type AuditEvent,
   Auditor,
@@ -15,7 +15,10 @@ import { BACKENDS } from '../support/databases.ts';
 import { openLedger, toolCall } from './ledger-fixture.ts';
 
 async function widgets(db: Parameters<typeof sql.raw>[0] extends never ? never : any): Promise<void> {
-  await db.schema.createTable('widgets').addColumn('id', 'text', (c: any) => c.primaryKey()).execute();
+  await db.schema
+    .createTable('widgets')
+    .addColumn('id', 'text', (c: any) => c.primaryKey())
+    .execute();
 }
 
 for (const backend of BACKENDS) {
@@ -34,7 +37,10 @@ for (const backend of BACKENDS) {
               try {
                 await auditor.transact(
                   async (tx) => {
-                    await tx.insertInto('widgets').values({ id: `w-${i}` }).execute();
+                    await tx
+                      .insertInto('widgets')
+                      .values({ id: `w-${i}` })
+                      .execute();
                     if (i % 40 === 3) throw new Error(`unit ${i} refuses`);
                     return `w-${i}`;
                   },
@@ -61,11 +67,14 @@ for (const backend of BACKENDS) {
         );
         const ids = new Set(events.map((e) => e.id));
         assert.equal(ids.size, events.length);
-        const widgetIds = new Set(events.filter((e) => e.type === 'agent.updated').map((e) => e.resource?.id));
+        const widgetIds = new Set(
+          events.filter((e) => e.type === 'agent.updated').map((e) => e.resource?.id),
+        );
         for (const a of acked) assert.ok(ids.has(a) || widgetIds.has(a), `acknowledged ${a} is stored`);
         const rows = await store.db.selectFrom('widgets').select('id').execute();
         assert.equal(rows.length, 128 - failedUnits.length);
-        for (const i of failedUnits) assert.ok(!rows.some((r) => r.id === `w-${i}`), 'failed unit rolled back');
+        for (const i of failedUnits)
+          assert.ok(!rows.some((r) => r.id === `w-${i}`), 'failed unit rolled back');
         await auditor.checkpoint();
         const report = await verifyLedger(store.db, auditor.verifier!);
         assert.equal(report.ok, true, JSON.stringify(report.first_problem));
@@ -95,7 +104,11 @@ for (const backend of BACKENDS) {
         assert.equal(again.verifier?.text, auditor.verifier?.text, 'the ledger key persists');
         await again.record(toolCall(6));
         await again.close();
-        const cps = await store.db.selectFrom('audit_checkpoints').select(['size', 'note']).orderBy('size').execute();
+        const cps = await store.db
+          .selectFrom('audit_checkpoints')
+          .select(['size', 'note'])
+          .orderBy('size')
+          .execute();
         assert.deepEqual(
           cps.map((c) => Number(c.size)),
           [5, 6],
@@ -112,11 +125,11 @@ for (const backend of BACKENDS) {
       const { store, auditor, keyring, logger } = await openLedger(backend);
       const opts = { store, clock: systemClock, logger, failMode: 'closed' as const, keyring };
       try {
-        await assert.rejects(Auditor.open({ ...opts, partition: 'node-a' }), { code: 'ERR_AUDIT_PARTITION_OWNED' });
+        await assert.rejects(Auditor.open({ ...opts, partition: 'node-a' }), {
+          code: 'ERR_AUDIT_PARTITION_OWNED',
+        });
         const b = await Auditor.open({ ...opts, partition: 'node-b', checkpointIntervalSeconds: 0 });
-        await Promise.all(
-          Array.from({ length: 100 }, (_, i) => (i % 2 ? auditor : b).record(toolCall(i))),
-        );
+        await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? auditor : b).record(toolCall(i))));
         await b.close();
         await auditor.close();
         const report = await verifyLedger(store.db, auditor.verifier!);
@@ -215,13 +228,23 @@ for (const backend of BACKENDS) {
           toolCall(1, {
             intent: { text: `use token ${jwt} please` },
             request: { user_agent: bearer },
-            details: { password, note: `key ${pem}`, headers: { authorization: bearer }, nested: [{ tok: jwt }] },
+            details: {
+              password,
+              note: `key ${pem}`,
+              headers: { authorization: bearer },
+              nested: [{ tok: jwt }],
+            },
           }),
         )) as AuditEvent;
         assert.equal(ev.details?.password, REDACTED);
         const rows = await store.db.selectFrom('audit_events').selectAll().execute();
         const stored = JSON.stringify(rows);
-        for (const secret of [jwt, 'MC4CAQAwBQYDK2VwBCIEIGvH8', password, 'abcdefghijklmnopqrstuvwxyz0123456789']) {
+        for (const secret of [
+          jwt,
+          'MC4CAQAwBQYDK2VwBCIEIGvH8',
+          password,
+          'abcdefghijklmnopqrstuvwxyz0123456789',
+        ]) {
           assert.ok(!stored.includes(secret), 'secret absent from the stored row');
         }
         const key = await store.db.selectFrom('audit_keys').selectAll().executeTakeFirstOrThrow();
@@ -250,12 +273,17 @@ for (const backend of BACKENDS) {
           expected.reverse(),
         );
         assert.equal((await queryEvents(store.db, { user_id: 'user-1', outcome: 'denied' })).items.length, 1);
-        assert.equal((await queryEvents(store.db, { actor_id: 'admin-1', type: 'user.created' })).items.length, 1);
+        assert.equal(
+          (await queryEvents(store.db, { actor_id: 'admin-1', type: 'user.created' })).items.length,
+          1,
+        );
         const first = all.at(-1)!;
         const ranged = await queryEvents(store.db, { from: first.time, to: first.time, agent_id: 'agent-2' });
         assert.ok(ranged.items.some((e) => e.id === first.id));
         await assert.rejects(queryEvents(store.db, { cursor: 'nonsense' }), { code: 'ERR_INVALID_CURSOR' });
-        await assert.rejects(queryEvents(store.db, { type: 'no.such' as never }), { code: 'ERR_INVALID_REQUEST' });
+        await assert.rejects(queryEvents(store.db, { type: 'no.such' as never }), {
+          code: 'ERR_INVALID_REQUEST',
+        });
       } finally {
         await auditor.close();
         await store.close();

@@ -1,5 +1,10 @@
+import {
+  type AuditEventInput,
+  Auditor,
+  type AuditorOptions,
+  auditMigrations,
+} from '../../src/audit/index.ts';
 import { createLogger, generateMasterKey, Keyring, type Logger, systemClock } from '../../src/core/index.ts';
-import { Auditor, type AuditorOptions, type AuditEventInput, auditMigrations } from '../../src/audit/index.ts';
 import { Store, storeMigrations } from '../../src/store/index.ts';
 import { type Backend, freshDatabase } from '../support/databases.ts';
 
@@ -7,7 +12,14 @@ import { type Backend, freshDatabase } from '../support/databases.ts';
 export async function openLedger(
   backend: Backend,
   overrides: Partial<AuditorOptions> = {},
-): Promise<{ store: Store; auditor: Auditor; keyring: Keyring; logger: Logger; url: string | undefined; dataDir: string }> {
+): Promise<{
+  store: Store;
+  auditor: Auditor;
+  keyring: Keyring;
+  logger: Logger;
+  url: string | undefined;
+  dataDir: string;
+}> {
   const { url, dataDir } = await freshDatabase(backend);
   const store = await Store.open({ url, dataDir });
   await store.migrate({ ...storeMigrations, ...auditMigrations });

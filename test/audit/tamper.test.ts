@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { generateKeyPairSync } from 'node:crypto';
 import {
   type Auditor,
   chainHash,
@@ -20,7 +20,9 @@ import { BACKENDS, type Backend } from '../support/databases.ts';
 import { openLedger, toolCall } from './ledger-fixture.ts';
 
 /** 40 events with signed checkpoints at 20 and 40 (the second written on close). */
-async function ledger(backend: Backend): Promise<{ store: Store; auditor: Auditor; key: string; dataDir: string }> {
+async function ledger(
+  backend: Backend,
+): Promise<{ store: Store; auditor: Auditor; key: string; dataDir: string }> {
   const { store, auditor, dataDir } = await openLedger(backend);
   for (let i = 1; i <= 20; i++) await auditor.record(toolCall(i));
   await auditor.checkpoint();
@@ -75,7 +77,11 @@ for (const backend of BACKENDS) {
       const { store, key } = await ledger(backend);
       try {
         const r = await row(store, 9);
-        await store.db.updateTable('audit_events').set({ outcome: 'success', type: 'auth.login_succeeded' }).where('seq', '=', 9).execute();
+        await store.db
+          .updateTable('audit_events')
+          .set({ outcome: 'success', type: 'auth.login_succeeded' })
+          .where('seq', '=', 9)
+          .execute();
         const report = await verifyLedger(store.db, key);
         assert.equal(report.first_problem?.seq, 9);
         assert.equal(report.first_problem?.id, r.id);
@@ -133,9 +139,14 @@ for (const backend of BACKENDS) {
         for (let seq = 25; seq <= 40; seq++) {
           const r = await row(store, seq);
           if (seq === 25) firstId = r.id as string;
-          const body = seq === 25 ? (r.body as string).replace('"tools/call"', '"tools/list"') : (r.body as string);
+          const body =
+            seq === 25 ? (r.body as string).replace('"tools/call"', '"tools/list"') : (r.body as string);
           const hash = chainHash(prev, body);
-          await store.db.updateTable('audit_events').set({ body, prev_hash: prev, hash }).where('seq', '=', seq).execute();
+          await store.db
+            .updateTable('audit_events')
+            .set({ body, prev_hash: prev, hash })
+            .where('seq', '=', seq)
+            .execute();
           prev = hash;
         }
         const report = await verifyLedger(store.db, key);
@@ -162,10 +173,18 @@ for (const backend of BACKENDS) {
         assert.equal(report.first_problem?.seq, 40);
         assert.match(report.first_problem!.problem, /not validly signed/);
         // Changing the root under the genuine signature is caught the same way.
-        const genuine = await store.db.selectFrom('audit_checkpoints').select('note').where('size', '=', 20).executeTakeFirstOrThrow();
+        const genuine = await store.db
+          .selectFrom('audit_checkpoints')
+          .select('note')
+          .where('size', '=', 20)
+          .executeTakeFirstOrThrow();
         const lines = (genuine.note as string).split('\n');
         lines[2] = Buffer.alloc(32, 9).toString('base64');
-        await store.db.updateTable('audit_checkpoints').set({ note: lines.join('\n') }).where('size', '=', 20).execute();
+        await store.db
+          .updateTable('audit_checkpoints')
+          .set({ note: lines.join('\n') })
+          .where('size', '=', 20)
+          .execute();
         const again = await verifyLedger(store.db, key);
         assert.equal(again.first_problem?.seq, 20);
       } finally {
