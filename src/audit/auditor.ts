@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { z } from 'zod';
 import {
@@ -17,7 +16,7 @@ import { isAuditEventType } from './catalogue.ts';
 import type { AuditEvent, AuditEventInput } from './event.ts';
 import { type AuditEventBody, indexColumns } from './event-row.ts';
 import { LEDGER_KEY_NAME, type LedgerKey, loadOrCreateLedgerKey } from './ledger-key.ts';
-import { eventLeafHash, Frontier } from './merkle.ts';
+import { eventLeafHash, Frontier, sha256HexThenText } from './merkle.ts';
 import { redact } from './redact.ts';
 import { checkpointText, type NoteVerifier, signNote } from './signed-note.ts';
 
@@ -87,10 +86,7 @@ export function eventBody(event: AuditEvent): AuditEventBody {
 
 /** SHA-256 over the predecessor's hash (32 bytes) and the canonical encoding of the event body. */
 export function chainHash(prevHash: string, body: AuditEventBody | string): string {
-  return createHash('sha256')
-    .update(prevHash, 'hex')
-    .update(typeof body === 'string' ? body : canonicalJson(body), 'utf8')
-    .digest('hex');
+  return sha256HexThenText(prevHash, typeof body === 'string' ? body : canonicalJson(body));
 }
 
 /** The C2SP checkpoint origin of a partition's tree. */
@@ -429,6 +425,9 @@ export class Auditor {
   async #drain(): Promise<void> {
     for (;;) {
       if (this.#queue.length > 0) {
+        // Let callers woken by the previous commit enqueue their next unit first, so concurrent
+        // writers share one commit instead of trickling in one by one.
+        if (this.#queue.length < this.#maxBatch) await new Promise<void>((r) => setImmediate(r));
         await this.#runBatch(this.#queue.splice(0, this.#maxBatch));
       } else if (this.#jobs.length > 0) {
         await (this.#jobs.shift() as () => Promise<void>)();

@@ -214,6 +214,10 @@ class PartitionVerifier {
         }
       }
     }
+    if (!HEX64.test(e.prev_hash) || !HEX64.test(e.hash)) {
+      this.#fail(e.seq, id, 'the event hash or prev_hash is malformed', body.time);
+      return;
+    }
     if (this.#prev !== undefined && e.prev_hash !== this.#prev) {
       this.#fail(e.seq, id, `prev_hash does not match the hash of event ${e.seq - 1}`, body.time);
       return;
@@ -263,15 +267,18 @@ class PartitionVerifier {
 }
 
 async function run(
-  partitions: AsyncIterable<{ start: PartitionStart; events: AsyncIterable<SourceEvent> }>,
+  partitions: AsyncIterable<{ start: PartitionStart; events: AsyncIterable<SourceEvent[]> }>,
   verifier: NoteVerifier,
   options: VerifyOptions,
 ): Promise<VerifyReport> {
   const reports: PartitionReport[] = [];
   for await (const { start, events } of partitions) {
     const pv = new PartitionVerifier(start, verifier, options);
-    for await (const e of events) {
-      pv.feed(e);
+    for await (const page of events) {
+      for (const e of page) {
+        pv.feed(e);
+        if (pv.done) break;
+      }
       if (pv.done) break;
     }
     pv.finish();
@@ -303,6 +310,7 @@ function parseBody(text: string): AuditEventBody {
 }
 
 const PAGE = 5000;
+const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
  * Verifies the ledger in a live database with the trusted public key (a C2SP verifier key).
@@ -337,7 +345,7 @@ export async function verifyLedger(
         prunedFrontier: part ? (JSON.parse(part.pruned_frontier) as string[]) : [],
         checkpoints: checkpoints.map((c) => ({ size: Number(c.size), note: c.note as string })),
       };
-      async function* events(): AsyncGenerator<SourceEvent> {
+      async function* events(): AsyncGenerator<SourceEvent[]> {
         let after = -1;
         for (;;) {
           const rows = await db
@@ -348,26 +356,24 @@ export async function verifyLedger(
             .orderBy('seq')
             .limit(PAGE)
             .execute();
-          for (const r of rows) {
-            yield {
-              seq: Number(r.seq),
-              bodyText: r.body as string,
-              body: parseBody(r.body as string),
-              prev_hash: r.prev_hash as string,
-              hash: r.hash as string,
-              columns: {
-                partition: r.partition as string,
-                id: r.id as string,
-                time: Number(r.time),
-                type: r.type as string,
-                actor_type: r.actor_type as string,
-                actor_id: r.actor_id as string,
-                user_id: (r.user_id as string | null) ?? null,
-                agent_id: (r.agent_id as string | null) ?? null,
-                outcome: r.outcome as string,
-              },
-            };
-          }
+          yield rows.map((r) => ({
+            seq: Number(r.seq),
+            bodyText: r.body as string,
+            body: parseBody(r.body as string),
+            prev_hash: r.prev_hash as string,
+            hash: r.hash as string,
+            columns: {
+              partition: r.partition as string,
+              id: r.id as string,
+              time: Number(r.time),
+              type: r.type as string,
+              actor_type: r.actor_type as string,
+              actor_id: r.actor_id as string,
+              user_id: (r.user_id as string | null) ?? null,
+              agent_id: (r.agent_id as string | null) ?? null,
+              outcome: r.outcome as string,
+            },
+          }));
           if (rows.length < PAGE) return;
           after = Number((rows.at(-1) as { seq: number }).seq);
         }
@@ -434,20 +440,22 @@ export async function verifyLedgerFile(
         start.checkpoints.push({ size: c.size, note: c.note });
         lookahead = await next();
       }
-      async function* events(): AsyncGenerator<SourceEvent> {
+      async function* events(): AsyncGenerator<SourceEvent[]> {
         let position = start.prunedSeq;
         while (lookahead?.event) {
           const { prev_hash, hash, ...body } = lookahead.event as AuditEvent;
           position++;
           const bodyText = canonicalJson(body);
           // A line's place in the file is its sequence: dropped or swapped lines show up as gaps.
-          yield {
-            seq: typeof body.seq === 'number' && body.seq > position ? body.seq : position,
-            bodyText,
-            body,
-            prev_hash: String(prev_hash),
-            hash: String(hash),
-          };
+          yield [
+            {
+              seq: typeof body.seq === 'number' && body.seq > position ? body.seq : position,
+              bodyText,
+              body,
+              prev_hash: String(prev_hash),
+              hash: String(hash),
+            },
+          ];
           if (typeof body.seq === 'number' && body.seq > position) position = body.seq;
           lookahead = await next();
         }
