@@ -12,7 +12,10 @@ describe('warden keys rotate-master', () => {
     const token = /API token: (wdn_\S+)/.exec(first.output())?.[1] as string;
     await first.stop();
     const before = readFileSync(join(dataDir, 'master.key'), 'utf8').trim();
-    const res = await runWarden(['keys', 'rotate-master', '--json'], { WARDEN_DATA_DIR: dataDir, WARDEN_LOG_LEVEL: 'silent' });
+    const res = await runWarden(['keys', 'rotate-master', '--json'], {
+      WARDEN_DATA_DIR: dataDir,
+      WARDEN_LOG_LEVEL: 'silent',
+    });
     assert.equal(res.code, 0, res.stderr);
     const out = JSON.parse(res.stdout);
     assert.ok(out.rewrapped >= 1);

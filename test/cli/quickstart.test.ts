@@ -22,7 +22,9 @@ describe('first start on the embedded default', () => {
     assert.equal(statSync(join(dataDir, 'master.key')).mode & 0o777, 0o600);
     assert.ok(readdirSync(dataDir).includes('warden.db'));
     const token = bannerToken(out);
-    const me = await fetch(`${serve.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+    const me = await fetch(`${serve.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } }).then(
+      (r) => r.json() as Promise<{ user: { username: string }; role: string }>,
+    );
     assert.equal(me.user.username, 'admin');
     assert.equal(me.role, 'admin');
     await serve.stop();
@@ -64,10 +66,13 @@ describe('first start on the embedded default', () => {
     const dataDir = tempDir();
     const first = await startServe({ WARDEN_DATA_DIR: dataDir, WARDEN_MASTER_KEY: 'a'.repeat(64) });
     await first.stop();
-    await assert.rejects(startServe({ WARDEN_DATA_DIR: dataDir, WARDEN_MASTER_KEY: 'b'.repeat(64) }), (e: Error) => {
-      assert.match(e.message, /master key does not match this database/);
-      return true;
-    });
+    await assert.rejects(
+      startServe({ WARDEN_DATA_DIR: dataDir, WARDEN_MASTER_KEY: 'b'.repeat(64) }),
+      (e: Error) => {
+        assert.match(e.message, /master key does not match this database/);
+        return true;
+      },
+    );
   });
 
   it('stops a start with a wrong configuration value, naming the key', async () => {

@@ -22,14 +22,43 @@ for (const backend of BACKENDS) {
 
       writeFileSync(join(dir, 'jwks.json'), JSON.stringify((await keyPair()).jwks));
       writeFileSync(join(dir, 'spec.json'), JSON.stringify(templateSpec()));
-      const provider = await w(['providers', 'create', 'acme', '--contact', 'sec@acme.test', '--jwks', join(dir, 'jwks.json'), '--json']);
+      const provider = await w([
+        'providers',
+        'create',
+        'acme',
+        '--contact',
+        'sec@acme.test',
+        '--jwks',
+        join(dir, 'jwks.json'),
+        '--json',
+      ]);
       assert.equal(provider.code, 0, provider.stderr);
       assert.equal(JSON.parse(provider.stdout).status, 'trusted');
-      const template = await w(['templates', 'create', 'support', '--spec', join(dir, 'spec.json'), '--json']);
+      const template = await w([
+        'templates',
+        'create',
+        'support',
+        '--spec',
+        join(dir, 'spec.json'),
+        '--json',
+      ]);
       assert.equal(template.code, 0, template.stderr);
 
       const keyFile = join(dir, 'bot.key.json');
-      const agent = await w(['agents', 'create', 'bot', '--provider', 'acme', '--template', 'support', '--purpose', 'triage', '--key-file', keyFile, '--json']);
+      const agent = await w([
+        'agents',
+        'create',
+        'bot',
+        '--provider',
+        'acme',
+        '--template',
+        'support',
+        '--purpose',
+        'triage',
+        '--key-file',
+        keyFile,
+        '--json',
+      ]);
       assert.equal(agent.code, 0, agent.stderr);
       const created = JSON.parse(agent.stdout);
       assert.equal(statSync(keyFile).mode & 0o777, 0o600, 'the private key file is 0600');
@@ -37,8 +66,16 @@ for (const backend of BACKENDS) {
       assert.ok(privateJwk.d, 'the private key stays in the local file');
       assert.equal(created.jwks.keys[0].kid, privateJwk.kid);
       assert.equal(created.jwks.keys[0].d, undefined, 'only the public key was registered');
-      const stored = await s.warden.store.db.selectFrom('agents').select('jwks').where('id', '=', created.id).executeTakeFirst();
-      assert.doesNotMatch(String(stored?.jwks), new RegExp(privateJwk.d), 'the server never saw the private key');
+      const stored = await s.warden.store.db
+        .selectFrom('agents')
+        .select('jwks')
+        .where('id', '=', created.id)
+        .executeTakeFirst();
+      assert.doesNotMatch(
+        String(stored?.jwks),
+        new RegExp(privateJwk.d),
+        'the server never saw the private key',
+      );
 
       const list = await w(['agents', 'list']);
       assert.equal(list.code, 0);
@@ -69,7 +106,10 @@ describe('warden CLI errors', () => {
     const s = await startTestServer('sqlite');
     const dir = tempDir();
     writeFileSync(join(dir, 'spec.json'), JSON.stringify(templateSpec({ token_lifetime: 99999 })));
-    const res = await runWarden(['templates', 'create', 'bad', '--spec', join(dir, 'spec.json')], { WARDEN_URL: s.url, WARDEN_TOKEN: s.adminToken });
+    const res = await runWarden(['templates', 'create', 'bad', '--spec', join(dir, 'spec.json')], {
+      WARDEN_URL: s.url,
+      WARDEN_TOKEN: s.adminToken,
+    });
     assert.equal(res.code, 1);
     assert.match(res.stderr, /ERR_VALIDATION/);
     assert.match(res.stderr, /body\.spec\.token_lifetime/);
@@ -77,7 +117,11 @@ describe('warden CLI errors', () => {
 
   it('says clearly when it cannot reach the server or is not logged in', async () => {
     const dir = tempDir();
-    const unreachable = await runWarden(['agents', 'list'], { WARDEN_URL: 'http://127.0.0.1:1', WARDEN_TOKEN: 'x', WARDEN_CLI_CONFIG_DIR: dir });
+    const unreachable = await runWarden(['agents', 'list'], {
+      WARDEN_URL: 'http://127.0.0.1:1',
+      WARDEN_TOKEN: 'x',
+      WARDEN_CLI_CONFIG_DIR: dir,
+    });
     assert.equal(unreachable.code, 1);
     assert.match(unreachable.stderr, /cannot reach Warden at http:\/\/127\.0\.0\.1:1/);
     const anonymous = await runWarden(['agents', 'list'], { WARDEN_CLI_CONFIG_DIR: dir });
@@ -90,7 +134,19 @@ describe('warden CLI errors', () => {
     const keyFile = join(dir, 'exists.json');
     writeFileSync(keyFile, 'keep me');
     const res = await runWarden(
-      ['agents', 'create', 'x', '--provider', 'p', '--template', 't', '--purpose', 'p', '--key-file', keyFile],
+      [
+        'agents',
+        'create',
+        'x',
+        '--provider',
+        'p',
+        '--template',
+        't',
+        '--purpose',
+        'p',
+        '--key-file',
+        keyFile,
+      ],
       { WARDEN_URL: s.url, WARDEN_TOKEN: s.adminToken },
     );
     assert.equal(res.code, 1);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, publicUrlOf } from '../../src/core/index.ts';
+import { type ConfigError, loadConfig, publicUrlOf } from '../../src/core/index.ts';
 import { tempDir } from '../support/databases.ts';
 
 describe('configuration', () => {
@@ -24,10 +24,13 @@ describe('configuration', () => {
   });
 
   it('names the key and the variable of a wrong value', () => {
-    assert.throws(() => loadConfig({ WARDEN_AUDIT_FAIL_MODE: 'maybe' }), (e: ConfigError) => {
-      assert.match(e.message, /audit\.failMode \(WARDEN_AUDIT_FAIL_MODE\)/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ WARDEN_AUDIT_FAIL_MODE: 'maybe' }),
+      (e: ConfigError) => {
+        assert.match(e.message, /audit\.failMode \(WARDEN_AUDIT_FAIL_MODE\)/);
+        return true;
+      },
+    );
   });
 
   it('refuses unknown keys in the file', () => {
@@ -37,10 +40,13 @@ describe('configuration', () => {
   });
 
   it('never echoes the value of a bad secret', () => {
-    assert.throws(() => loadConfig({ WARDEN_ADMIN_TOKEN: 'short-secret' }), (e: Error) => {
-      assert.doesNotMatch(e.message, /short-secret/);
-      assert.match(e.message, /adminToken \(WARDEN_ADMIN_TOKEN\)/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ WARDEN_ADMIN_TOKEN: 'short-secret' }),
+      (e: Error) => {
+        assert.doesNotMatch(e.message, /short-secret/);
+        assert.match(e.message, /adminToken \(WARDEN_ADMIN_TOKEN\)/);
+        return true;
+      },
+    );
   });
 });

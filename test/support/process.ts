@@ -54,7 +54,13 @@ export interface ServeProcess {
 export async function startServe(env: Record<string, string | undefined>): Promise<ServeProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [WARDEN_BIN, 'serve'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_PORT: String(port), WARDEN_LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      WARDEN_PORT: String(port),
+      WARDEN_LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
