@@ -45,6 +45,11 @@ export interface AuditorOptions {
   leaseSeconds?: number | undefined;
   /** Most units (events or `transact` calls) in one database transaction. */
   maxBatch?: number | undefined;
+  /**
+   * Retention policy (config `audit.retentionDays`): when set, the retention job runs hourly and
+   * at open, removing this partition's events older than this many days. Unset: events are kept.
+   */
+  retentionDays?: number | undefined;
 }
 
 const optionsSchema = z.object({
@@ -53,6 +58,7 @@ const optionsSchema = z.object({
   checkpointIntervalSeconds: z.number().int().min(0).max(86_400).default(60),
   leaseSeconds: z.number().min(0.1).max(3600).default(30),
   maxBatch: z.number().int().min(1).max(10_000).default(2048),
+  retentionDays: z.number().int().min(1).max(36_500).optional(),
 });
 
 /** A signed checkpoint as stored. */
@@ -140,6 +146,7 @@ export class Auditor {
   readonly #intervalMs: number;
   readonly #leaseMs: number;
   readonly #maxBatch: number;
+  readonly #retentionMs: number | undefined;
   readonly #owner = uuidv7();
   #key: LedgerKey | undefined;
   #head: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
@@ -153,6 +160,7 @@ export class Auditor {
   #running: Promise<void> | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
+  #retentionTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: AuditorOptions, parsed: z.infer<typeof optionsSchema>) {
     this.partition = parsed.partition;
@@ -164,6 +172,7 @@ export class Auditor {
     this.#intervalMs = parsed.checkpointIntervalSeconds * 1000;
     this.#leaseMs = Math.round(parsed.leaseSeconds * 1000);
     this.#maxBatch = parsed.maxBatch;
+    this.#retentionMs = parsed.retentionDays === undefined ? undefined : parsed.retentionDays * 86_400_000;
   }
 
   /**
@@ -178,7 +187,13 @@ export class Auditor {
       checkpointIntervalSeconds: options.checkpointIntervalSeconds,
       leaseSeconds: options.leaseSeconds,
       maxBatch: options.maxBatch,
+      retentionDays: options.retentionDays,
     });
+    if (options.retentionDays !== undefined && !options.keyring) {
+      throw new ConfigError(
+        'audit retention needs the keyring: removed events must be covered by a signed checkpoint',
+      );
+    }
     if (!parsed.success) {
       throw new ConfigError(
         `invalid auditor options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
@@ -263,6 +278,7 @@ export class Auditor {
     this.#closed = true;
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
+    if (this.#retentionTimer) clearInterval(this.#retentionTimer);
     await this.#running;
     try {
       if (this.#key) await this.#job(() => this.#writeCheckpoint());
@@ -398,6 +414,17 @@ export class Auditor {
       Math.max(50, Math.floor(this.#leaseMs / 3)),
     );
     this.#leaseTimer.unref();
+    const retentionMs = this.#retentionMs;
+    if (retentionMs !== undefined) {
+      const retain = () => {
+        this.applyRetention({ maxAgeMs: retentionMs }).catch((e) =>
+          this.#logger.error({ err: { message: (e as Error).message } }, 'audit retention failed'),
+        );
+      };
+      queueMicrotask(retain);
+      this.#retentionTimer = setInterval(retain, 3_600_000);
+      this.#retentionTimer.unref();
+    }
   }
 
   // ----- the write loop -----

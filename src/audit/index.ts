@@ -20,7 +20,7 @@ export type {
 } from './event.ts';
 export { EXPORT_FORMAT, exportLedger } from './export-file.ts';
 export { type InclusionProof, inclusionProof, verifyInclusionProof } from './inclusion-proof.ts';
-export { LEDGER_KEY_NAME, storedLedgerPublicKey } from './ledger-key.ts';
+export { LEDGER_KEY_NAME, rewrapAuditKeys, storedLedgerPublicKey } from './ledger-key.ts';
 export { eventLeafHash, Frontier, leafHash, nodeHash, verifyInclusion } from './merkle.ts';
 export { auditMigrations } from './migrations.ts';
 export { type AuditQuery, auditQuerySchema, listCheckpoints, queryEvents } from './query.ts';

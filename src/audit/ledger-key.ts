@@ -76,3 +76,20 @@ export async function storedLedgerPublicKey(db: Kysely<any>, purpose = 'ledger')
   if (!row) throw new NotFoundError('the ledger has no signing key yet', { code: 'ERR_AUDIT_NO_KEY' });
   return row.public_key as string;
 }
+
+/** Re-wraps the sealed ledger private key(s) under the keyring's current master key. */
+export async function rewrapAuditKeys(db: Kysely<any>, keyring: Keyring): Promise<number> {
+  const rows = await db.selectFrom('audit_keys').select(['purpose', 'private_key_sealed']).execute();
+  let n = 0;
+  for (const r of rows) {
+    const rewrapped = keyring.rewrap(r.private_key_sealed as string);
+    if (rewrapped === r.private_key_sealed) continue;
+    await db
+      .updateTable('audit_keys')
+      .set({ private_key_sealed: rewrapped })
+      .where('purpose', '=', r.purpose as string)
+      .execute();
+    n++;
+  }
+  return n;
+}

@@ -47,6 +47,8 @@ export const configSchema = z
         /** `closed` (default): an action whose event cannot be written is refused. */
         failMode: z.enum(['closed', 'open']).default('closed'),
         checkpointIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
+        /** Events older than this many days are removed by the retention job. Unset: kept forever. */
+        retentionDays: z.coerce.number().int().min(1).max(36_500).optional(),
       })
       .strict()
       .default({ failMode: 'closed', checkpointIntervalSeconds: 60 }),
@@ -71,6 +73,7 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_HTTP_TRUST_PROXY: 'http.trustProxy',
   WARDEN_AUDIT_FAIL_MODE: 'audit.failMode',
   WARDEN_AUDIT_CHECKPOINT_INTERVAL: 'audit.checkpointIntervalSeconds',
+  WARDEN_AUDIT_RETENTION_DAYS: 'audit.retentionDays',
 };
 
 const LIST_KEYS = new Set(['masterKeyPrevious']);

@@ -95,13 +95,27 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
     if (options.migrate !== false) await store.migrate(allMigrations);
     await checkMasterKey(store, keyring);
     const nodeId = nodeIdOf(config);
-    const auditor = await Auditor.open({
+    const auditOptions = {
       store,
-      partition: nodeId,
       clock,
       logger,
       failMode: config.audit.failMode,
-    });
+      keyring,
+      checkpointIntervalSeconds: config.audit.checkpointIntervalSeconds,
+      retentionDays: config.audit.retentionDays,
+    };
+    let auditor: Auditor;
+    try {
+      auditor = await Auditor.open({ ...auditOptions, partition: nodeId });
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_AUDIT_PARTITION_OWNED') throw e;
+      // Another live process of this node (a server, while this is a CLI command; or a crashed
+      // one whose lease has not run out) owns the node's chain. Never share it: write to a
+      // partition of our own.
+      const partition = `${nodeId.slice(0, 55)}.${randomBytes(4).toString('hex')}`;
+      logger.warn({ partition, node: nodeId }, 'audit partition busy; using a partition of this process');
+      auditor = await Auditor.open({ ...auditOptions, partition });
+    }
     const identity = new Identity({ store, auditor, clock });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
@@ -118,6 +132,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       identity,
       metrics,
       async close() {
+        await auditor.close();
         await store.close();
       },
     };
