@@ -23,7 +23,7 @@ export { type InclusionProof, inclusionProof, verifyInclusionProof } from './inc
 export { LEDGER_KEY_NAME, rewrapAuditKeys, storedLedgerPublicKey } from './ledger-key.ts';
 export { eventLeafHash, Frontier, leafHash, nodeHash, verifyInclusion } from './merkle.ts';
 export { auditMigrations } from './migrations.ts';
-export { type AuditQuery, auditQuerySchema, listCheckpoints, queryEvents } from './query.ts';
+export { type AuditQuery, auditQuerySchema, listCheckpoints, parseTime, queryEvents } from './query.ts';
 export { decodeEventRow, listPartitions, readEvents } from './reader.ts';
 export { REDACTED, redact, redactString } from './redact.ts';
 export {

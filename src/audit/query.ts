@@ -8,6 +8,19 @@ import { decodeEventRow } from './reader.ts';
 
 const eventTypes = Object.keys(AUDIT_EVENT_TYPES) as [string, ...string[]];
 
+/** Parses a time given as epoch milliseconds or an RFC 3339 date-time; undefined if neither. */
+export function parseTime(value: number | string): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (/^[0-9]{1,16}$/.test(value)) return Number(value);
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) return undefined;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+const timeParam = z
+  .union([z.number().int().min(0), z.string().max(40)])
+  .refine((v) => parseTime(v) !== undefined, 'epoch milliseconds or an RFC 3339 date-time');
+
 /** Filters for {@link queryEvents}; every filter given must match. */
 export const auditQuerySchema = z
   .object({
@@ -17,11 +30,11 @@ export const auditQuerySchema = z
     type: z.enum(eventTypes).optional(),
     outcome: z.enum(['success', 'failure', 'denied']).optional(),
     partition: z.string().min(1).max(64).optional(),
-    /** Epoch ms, inclusive. */
-    from: z.number().int().min(0).optional(),
-    /** Epoch ms, inclusive. */
-    to: z.number().int().min(0).optional(),
-    limit: z.number().int().min(1).max(1000).default(100),
+    /** Inclusive: epoch milliseconds or an RFC 3339 date-time. */
+    from: timeParam.optional(),
+    /** Inclusive: epoch milliseconds or an RFC 3339 date-time. */
+    to: timeParam.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
     cursor: z.string().max(400).optional(),
   })
   .strict();
@@ -51,8 +64,8 @@ export async function queryEvents(db: Kysely<any>, query: AuditQuery): Promise<P
   if (q.type) sel = sel.where('type', '=', q.type);
   if (q.outcome) sel = sel.where('outcome', '=', q.outcome);
   if (q.partition) sel = sel.where('partition', '=', q.partition);
-  if (q.from !== undefined) sel = sel.where('time', '>=', q.from);
-  if (q.to !== undefined) sel = sel.where('time', '<=', q.to);
+  if (q.from !== undefined) sel = sel.where('time', '>=', parseTime(q.from) as number);
+  if (q.to !== undefined) sel = sel.where('time', '<=', parseTime(q.to) as number);
   if (q.cursor) sel = sel.where('id', '<', decodeCursor(q.cursor));
   const rows = await sel
     .orderBy('id', 'desc')
@@ -69,7 +82,7 @@ export async function queryEvents(db: Kysely<any>, query: AuditQuery): Promise<P
 /** Signed checkpoints, newest first, optionally of one partition. */
 export async function listCheckpoints(
   db: Kysely<any>,
-  options: { partition?: string | undefined; limit?: number } = {},
+  options: { partition?: string | undefined; limit?: number | undefined } = {},
 ): Promise<{ partition: string; size: number; time: number; root_hash: string; note: string }[]> {
   let sel = db.selectFrom('audit_checkpoints').select(['partition', 'size', 'time', 'root_hash', 'note']);
   if (options.partition) sel = sel.where('partition', '=', options.partition);
