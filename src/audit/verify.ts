@@ -45,10 +45,15 @@ export interface VerifyReport {
   first_problem?: VerifyProblem | undefined;
 }
 
+/**
+ * A time range (epoch ms, inclusive). Only problems concerning events in the range are reported.
+ * On a database the verifier also reads only the range: it starts from the last signed checkpoint
+ * before `from` (its stored frontier, checked against its signed root) and stops at the first
+ * checkpoint after `to`, so every event in the range is still proven by a signed root. A file is
+ * always read whole.
+ */
 export interface VerifyOptions {
-  /** Only problems concerning events at or after this time (epoch ms) are reported. */
   from?: number | undefined;
-  /** Only problems concerning events at or before this time (epoch ms) are reported. */
   to?: number | undefined;
 }
 
@@ -75,6 +80,11 @@ interface PartitionStart {
   prunedSeq: number;
   prunedFrontier: string[];
   checkpoints: SourceCheckpoint[];
+  /**
+   * Range verification: start after this event, from the stored frontier of the signed
+   * checkpoint of that size (checked against its signed root before anything else).
+   */
+  resume?: { seq: number; frontier: string[] } | undefined;
 }
 
 /**
@@ -96,6 +106,7 @@ class PartitionVerifier {
   #lastTime: number | undefined;
   #goodThrough: { seq: number; nextId: string | undefined };
   #declaredPrune = 0;
+  #resumed: boolean;
   #done = false;
 
   constructor(start: PartitionStart, verifier: NoteVerifier, options: VerifyOptions) {
@@ -109,14 +120,16 @@ class PartitionVerifier {
       checkpoints: 0,
       signed_through: 0,
     };
-    this.#expected = start.prunedSeq + 1;
-    this.#prev = start.prunedSeq === 0 ? GENESIS_HASH : undefined;
-    this.#goodThrough = { seq: start.prunedSeq, nextId: undefined };
+    const base = start.resume?.seq ?? start.prunedSeq;
+    this.#resumed = start.resume !== undefined;
+    this.#expected = base + 1;
+    this.#prev = base === 0 ? GENESIS_HASH : undefined;
+    this.#goodThrough = { seq: base, nextId: undefined };
     try {
-      this.#frontier = Frontier.from(start.prunedSeq, start.prunedFrontier);
+      this.#frontier = Frontier.from(base, start.resume?.frontier ?? start.prunedFrontier);
     } catch {
       this.#frontier = new Frontier();
-      this.#fail(start.prunedSeq + 1, undefined, 'the retention frontier is malformed', undefined);
+      this.#fail(base + 1, undefined, 'the stored Merkle frontier is malformed', undefined);
       return;
     }
     const origin = checkpointOrigin(start.partition);
@@ -134,14 +147,14 @@ class PartitionVerifier {
         );
         return;
       }
-      if (cp.size < start.prunedSeq) {
+      if (cp.size < base) {
         // Before the retention point: its signature is all that can still be checked.
         this.report.checkpoints++;
         continue;
       }
       this.#pending.push({ size: cp.size, root: body.root });
     }
-    this.#checkpointsAt(start.prunedSeq);
+    this.#checkpointsAt(base);
   }
 
   get done(): boolean {
@@ -163,6 +176,15 @@ class PartitionVerifier {
     while (this.#pending.length > 0 && (this.#pending[0] as { size: number }).size === size) {
       const cp = this.#pending.shift() as { size: number; root: Buffer };
       if (!this.#frontier.root().equals(cp.root)) {
+        if (size === this.#goodThrough.seq && this.report.events === 0) {
+          this.#fail(
+            size + 1,
+            undefined,
+            `the stored frontier at ${size} does not match its signed checkpoint`,
+            undefined,
+          );
+          return;
+        }
         // Every event passed its own checks, so the chain was rewritten consistently after the
         // last good checkpoint: the first event after it is the first one not proven genuine.
         this.#fail(
@@ -255,7 +277,7 @@ class PartitionVerifier {
       );
       return;
     }
-    if (this.report.pruned_seq > 0 && this.#declaredPrune !== this.report.pruned_seq) {
+    if (!this.#resumed && this.report.pruned_seq > 0 && this.#declaredPrune !== this.report.pruned_seq) {
       this.#fail(
         this.report.pruned_seq + 1,
         undefined,
@@ -334,25 +356,65 @@ export async function verifyLedger(
         .select(['pruned_seq', 'pruned_frontier'])
         .where('partition', '=', partition)
         .executeTakeFirst();
-      const checkpoints = await db
-        .selectFrom('audit_checkpoints')
-        .select(['size', 'note'])
-        .where('partition', '=', partition)
-        .execute();
+      const allCheckpoints = (
+        await db
+          .selectFrom('audit_checkpoints')
+          .select(['size', 'note', 'frontier'])
+          .where('partition', '=', partition)
+          .orderBy('size')
+          .execute()
+      ).map((c) => ({ size: Number(c.size), note: c.note as string, frontier: c.frontier as string }));
+      const prunedSeq = Number(part?.pruned_seq ?? 0);
+      let resume: PartitionStart['resume'];
+      let endSeq = Number.POSITIVE_INFINITY;
+      if (options.from !== undefined) {
+        const first = await db
+          .selectFrom('audit_events')
+          .select((eb) => eb.fn.min('seq').as('seq'))
+          .where('partition', '=', partition)
+          .where('time', '>=', options.from)
+          .executeTakeFirst();
+        const firstSeq = first?.seq == null ? undefined : Number(first.seq);
+        const before = allCheckpoints
+          .filter((c) => c.size > prunedSeq && (firstSeq === undefined || c.size < firstSeq))
+          .at(-1);
+        if (before) {
+          try {
+            resume = { seq: before.size, frontier: JSON.parse(before.frontier) as string[] };
+          } catch {
+            resume = { seq: before.size, frontier: [] };
+          }
+        }
+      }
+      if (options.to !== undefined) {
+        const last = await db
+          .selectFrom('audit_events')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .where('partition', '=', partition)
+          .where('time', '<=', options.to)
+          .executeTakeFirst();
+        const lastSeq = last?.seq == null ? 0 : Number(last.seq);
+        const after = allCheckpoints.find((c) => c.size >= lastSeq && c.size > (resume?.seq ?? prunedSeq));
+        if (after) endSeq = after.size;
+      }
       const start: PartitionStart = {
         partition,
-        prunedSeq: Number(part?.pruned_seq ?? 0),
+        prunedSeq,
         prunedFrontier: part ? (JSON.parse(part.pruned_frontier) as string[]) : [],
-        checkpoints: checkpoints.map((c) => ({ size: Number(c.size), note: c.note as string })),
+        checkpoints: allCheckpoints
+          .filter((c) => c.size <= endSeq)
+          .map((c) => ({ size: c.size, note: c.note })),
+        resume,
       };
       async function* events(): AsyncGenerator<SourceEvent[]> {
-        let after = -1;
+        let after = resume ? resume.seq : -1;
         for (;;) {
           const rows = await db
             .selectFrom('audit_events')
             .selectAll()
             .where('partition', '=', partition)
             .where('seq', '>', after)
+            .where('seq', '<=', Number.isFinite(endSeq) ? endSeq : Number.MAX_SAFE_INTEGER)
             .orderBy('seq')
             .limit(PAGE)
             .execute();

@@ -15,6 +15,7 @@ import {
   verifyLedgerFile,
 } from '../../src/audit/index.ts';
 import { checkpointText, signNote } from '../../src/audit/signed-note.ts';
+import { ManualClock } from '../../src/core/index.ts';
 import type { Store } from '../../src/store/index.ts';
 import { BACKENDS, type Backend } from '../support/databases.ts';
 import { openLedger, toolCall } from './ledger-fixture.ts';
@@ -187,6 +188,55 @@ for (const backend of BACKENDS) {
           .execute();
         const again = await verifyLedger(store.db, key);
         assert.equal(again.first_problem?.seq, 20);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('verifies a time range from the signed checkpoint before it, reading only the range', async () => {
+      const clock = new ManualClock(Date.UTC(2026, 0, 1));
+      const { store, auditor } = await openLedger(backend, { clock });
+      try {
+        for (let i = 1; i <= 20; i++) await auditor.record(toolCall(i));
+        await auditor.checkpoint();
+        clock.advance(86_400_000);
+        const day2 = clock.now();
+        for (let i = 21; i <= 30; i++) await auditor.record(toolCall(i));
+        await auditor.checkpoint();
+        clock.advance(86_400_000);
+        for (let i = 31; i <= 40; i++) await auditor.record(toolCall(i));
+        await auditor.close();
+        const key = auditor.verifier!.text;
+        const r5 = await row(store, 5);
+        await store.db
+          .updateTable('audit_events')
+          .set({ body: (r5.body as string).replace('"tools/call"', '"tools/cale"') })
+          .where('seq', '=', 5)
+          .execute();
+        assert.equal((await verifyLedger(store.db, key)).first_problem?.seq, 5);
+        const range = await verifyLedger(store.db, key, { from: day2, to: day2 });
+        assert.equal(range.ok, true, JSON.stringify(range.first_problem));
+        assert.deepEqual(
+          [range.partitions[0]?.first_seq, range.partitions[0]?.last_seq, range.events],
+          [21, 30, 10],
+        );
+        const r25 = await row(store, 25);
+        await store.db
+          .updateTable('audit_events')
+          .set({ hash: 'f'.repeat(64) })
+          .where('seq', '=', 25)
+          .execute();
+        const bad = await verifyLedger(store.db, key, { from: day2 });
+        assert.deepEqual([bad.first_problem?.seq, bad.first_problem?.id], [25, r25.id]);
+        // The stored frontier a range starts from is checked against its signed root.
+        await store.db
+          .updateTable('audit_checkpoints')
+          .set({ frontier: JSON.stringify(['ab'.repeat(32), 'cd'.repeat(32)]) })
+          .where('size', '=', 20)
+          .execute();
+        const forged = await verifyLedger(store.db, key, { from: day2, to: day2 });
+        assert.equal(forged.first_problem?.seq, 21);
+        assert.match(forged.first_problem!.problem, /frontier/);
       } finally {
         await store.close();
       }
