@@ -155,6 +155,24 @@ export async function run(): Promise<void> {
         const liveRate = live.events / ((performance.now() - t) / 1000);
         let used = process.cpuUsage(cpu);
         const liveCpuRate = live.events / ((used.user + used.system) / 1e6);
+        // Baseline: just reading the same rows page by page and parsing their bodies.
+        t = performance.now();
+        let read = 0;
+        for (let after = -1; ; ) {
+          const rows = await store.db
+            .selectFrom('audit_events')
+            .selectAll()
+            .where('partition', '=', 'bench')
+            .where('seq', '>', after)
+            .orderBy('seq')
+            .limit(5000)
+            .execute();
+          for (const r of rows) JSON.parse(r.body as string);
+          read += rows.length;
+          if (rows.length < 5000) break;
+          after = Number((rows.at(-1) as { seq: number }).seq);
+        }
+        const readRate = read / ((performance.now() - t) / 1000);
         const file = join(tmpdir(), `warden-bench-${process.pid}.jsonl`);
         await exportLedger(store.db, file);
         t = performance.now();
@@ -166,6 +184,9 @@ export async function run(): Promise<void> {
         rmSync(file, { force: true });
         console.log(
           `  ${backend.padEnd(8)} verify ${live.events} events: database ${fmt(liveRate)}/s (${fmt(liveCpuRate)}/CPU-s), file ${fmt(fileRate)}/s (${fmt(fileCpuRate)}/CPU-s) (target ≥ 200,000) ok=${live.ok && offline.ok}`,
+        );
+        console.log(
+          `  ${backend.padEnd(8)} read+parse only ${fmt(readRate)}/s  verify/read ratio ${(liveRate / readRate).toFixed(2)}`,
         );
       } finally {
         await store.close();

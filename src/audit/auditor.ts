@@ -358,8 +358,16 @@ export class Auditor {
       .limit(1)
       .executeTakeFirst();
     const head = last ? { seq: Number(last.seq), hash: last.hash as string } : { seq: 0, hash: GENESIS_HASH };
-    let frontier =
-      cp && Number(cp.size) >= pruned.seq && Number(cp.size) <= head.seq
+    if (cp && Number(cp.size) > head.seq) {
+      // Events a signed checkpoint covers are gone (truncated): appending would re-use their
+      // sequence numbers. Refuse to write until an operator has looked (`warden audit verify`).
+      throw new UnavailableError(
+        `audit partition ${this.partition} ends at ${head.seq} but a signed checkpoint covers ${cp.size} events`,
+        { code: 'ERR_AUDIT_CORRUPT' },
+      );
+    }
+    const frontier =
+      cp && Number(cp.size) >= pruned.seq
         ? Frontier.from(Number(cp.size), JSON.parse(cp.frontier) as string[])
         : Frontier.from(pruned.seq, pruned.frontier);
     for (let after = frontier.count; after < head.seq; ) {
@@ -384,7 +392,11 @@ export class Auditor {
       }
       after = Number((rows.at(-1) as { seq: number }).seq);
     }
-    if (frontier.count !== head.seq) frontier = Frontier.from(0, []);
+    if (frontier.count !== head.seq) {
+      throw new UnavailableError(`audit partition ${this.partition} could not be read up to its head`, {
+        code: 'ERR_AUDIT_CORRUPT',
+      });
+    }
     this.#pruned = pruned;
     this.#head = head;
     this.#frontier = frontier;

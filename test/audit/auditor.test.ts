@@ -121,6 +121,28 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('refuses to reopen a partition whose signed tail was truncated', async () => {
+      const { store, auditor, keyring, logger } = await openLedger(backend);
+      try {
+        for (let i = 0; i < 6; i++) await auditor.record(toolCall(i));
+        await auditor.close();
+        await store.db.deleteFrom('audit_events').where('seq', '>', 4).execute();
+        await assert.rejects(
+          Auditor.open({
+            store,
+            partition: 'node-a',
+            clock: systemClock,
+            logger,
+            failMode: 'closed',
+            keyring,
+          }),
+          { code: 'ERR_AUDIT_CORRUPT' },
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
     it('refuses a second live writer on a partition; other partitions append concurrently', async () => {
       const { store, auditor, keyring, logger } = await openLedger(backend);
       const opts = { store, clock: systemClock, logger, failMode: 'closed' as const, keyring };
