@@ -121,6 +121,26 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('signs checkpoints on its interval while events arrive', async () => {
+      const { store, auditor } = await openLedger(backend, { checkpointIntervalSeconds: 1 });
+      try {
+        await auditor.record(toolCall(1));
+        const started = Date.now();
+        let rows: unknown[] = [];
+        while (rows.length === 0 && Date.now() - started < 5000) {
+          await new Promise((r) => setTimeout(r, 100));
+          rows = await store.db.selectFrom('audit_checkpoints').select('size').execute();
+        }
+        assert.deepEqual(
+          rows.map((r) => Number((r as { size: number }).size)),
+          [1],
+        );
+      } finally {
+        await auditor.close();
+        await store.close();
+      }
+    });
+
     it('refuses to reopen a partition whose signed tail was truncated', async () => {
       const { store, auditor, keyring, logger } = await openLedger(backend);
       try {

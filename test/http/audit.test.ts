@@ -86,6 +86,11 @@ for (const backend of BACKENDS) {
       );
       const report = await verifyLedger(s.warden.store.db, key.body.public_key);
       assert.equal(report.ok, true, JSON.stringify(report.first_problem));
+      const doc = (await s.call('GET', '/openapi.json', undefined, null)).body;
+      const search = doc.paths['/v1/audit/events'].get;
+      assert.deepEqual(search['x-roles'], ['admin', 'security_analyst', 'auditor']);
+      assert.ok(search.parameters.some((p: any) => p.name === 'agent_id'));
+      assert.equal(doc.paths['/v1/audit/events'].post, undefined, 'no write route');
     });
   });
 }
