@@ -891,12 +891,13 @@ export class Vault {
       throw await this.#refuse(request, resource, this.#brokenError(conn), started, account.id);
     }
     let entry: TokenEntry;
+    let token: string;
     try {
       entry = await this.#accessToken(conn, account);
+      token = this.#keyring.openText(entry.sealed, tokenContext(account.id, entry.generation));
     } catch (e) {
       throw await this.#refuse(request, resource, e, started, account.id);
     }
-    const token = this.#keyring.openText(entry.sealed, tokenContext(account.id, entry.generation));
     await this.#auditor.record({
       ...this.#useEvent(request, resource, started),
       type: 'vault.credential_used',
@@ -921,9 +922,14 @@ export class Vault {
         started,
       );
     }
-    const secret = JSON.parse(
-      await readSecretVersion(this.#db, this.#keyring, cred.secret_id, num(cred.secret_version)),
-    ) as { value?: string; username?: string; password?: string };
+    let secret: { value?: string; username?: string; password?: string };
+    try {
+      secret = JSON.parse(
+        await readSecretVersion(this.#db, this.#keyring, cred.secret_id, num(cred.secret_version)),
+      );
+    } catch (e) {
+      throw await this.#refuse(request, resource, e, started);
+    }
     const headers: Record<string, string> =
       cred.kind === 'basic'
         ? {
@@ -978,7 +984,7 @@ export class Vault {
     await this.#auditor.record({
       ...this.#useEvent(request, resource, started),
       type: 'vault.credential_refused',
-      outcome: e instanceof UnavailableError ? 'failure' : 'denied',
+      outcome: e.status >= 500 ? 'failure' : 'denied',
       error_code: e.code,
       decision: { effect: 'deny', reason: e.message },
       details: { template_id: request.templateId, account_id: accountId },
@@ -1144,7 +1150,7 @@ export class Vault {
         latency_ms: Math.round(performance.now() - started),
         details: {
           connection_id: conn.id,
-          refresh_token_rotated: r.rotated,
+          rotated: r.rotated,
           secret_id: account.refresh_secret_id,
           secret_version: r.version,
           expires_at: r.entry.expiresAt,
