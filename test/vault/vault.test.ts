@@ -262,7 +262,7 @@ for (const backend of BACKENDS) {
     });
 
     it('injects service credentials and writes a new version on every put', async () => {
-      const { node, name, n, events } = await setup();
+      const { node, n, events } = await setup();
       const rule = { agents: ['agent-1'], onBehalfOf: 'any' as const };
       await node.vault.putCredential(
         { kind: 'api_key', name: `c${n}-weather`, value: 'wk-first-0001', accessRule: rule },
@@ -458,7 +458,7 @@ for (const backend of BACKENDS) {
     });
 
     it('detects a tampered ciphertext and one moved to another row', async () => {
-      const { node, name, n, events } = await setup();
+      const { node, n, events } = await setup();
       const rule = { agents: ['agent-1'], onBehalfOf: 'any' as const };
       await node.vault.putCredential(
         { kind: 'bearer', name: `c${n}-a`, value: 'value-of-a-123', accessRule: rule },
