@@ -18,6 +18,7 @@ import {
 } from '../core/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
 const KEY_CHECK = 'master_key_check';
@@ -35,6 +36,7 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  vault: Vault;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -103,6 +105,20 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const vault = new Vault({
+      store,
+      keyring,
+      auditor,
+      clock,
+      logger,
+      settings: { nodeId },
+      // No notification channel exists yet: the broken account is in the ledger and the log.
+      onAccountBroken: (n) =>
+        logger.warn(
+          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
+          'vault: a connected account must be reconnected by its user',
+        ),
+    });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
@@ -116,8 +132,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      vault,
       metrics,
       async close() {
+        vault.close();
         await store.close();
       },
     };

@@ -9,12 +9,16 @@ export { vaultMigrations } from './migrations.ts';
 export { rewrapVaultSecrets } from './rewrap.ts';
 export { type ScanFinding, type ScanOptions, type ScanResult, scanForSecrets } from './scan.ts';
 export {
+  accountViewSchema,
   type ConnectionInput,
   type ConnectionPatch,
   type CredentialInput,
   connectionInputSchema,
   connectionPatchSchema,
+  connectionViewSchema,
   credentialInputSchema,
+  credentialViewSchema,
+  vaultNameSchema,
 } from './schemas.ts';
 export type { ClientAuthMethod } from './upstream.ts';
 export {

@@ -123,3 +123,46 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, prefi
     { invalidParams },
   );
 }
+
+/** A connection as the API returns it (no secret). */
+export const connectionViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  issuer: z.string().nullable(),
+  authorizationEndpoint: z.string(),
+  tokenEndpoint: z.string(),
+  clientId: z.string(),
+  clientAuthMethod: z.enum(['client_secret_basic', 'client_secret_post']),
+  clientSecretVersion: z.number().int(),
+  scopes: z.array(z.string()),
+  accessRule: accessRuleSchema,
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+});
+
+/** A connected account as the API returns it (no token). */
+export const accountViewSchema = z.object({
+  id: z.string(),
+  connectionId: z.string(),
+  userId: z.string(),
+  status: z.enum(['active', 'broken']),
+  scope: z.string().nullable(),
+  refreshTokenVersion: z.number().int(),
+  brokenReason: z.string().nullable(),
+  brokenAt: z.number().int().nullable(),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+});
+
+/** A service credential as the API returns it (no value). */
+export const credentialViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: z.enum(['api_key', 'bearer', 'basic']),
+  headerName: z.string().nullable(),
+  ownerUserId: z.string().nullable(),
+  secretVersion: z.number().int(),
+  accessRule: accessRuleSchema,
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+});

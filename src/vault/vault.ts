@@ -208,6 +208,13 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** True for https URLs, and for http URLs whose host is a loopback address. */
+function isLoopbackHttpOrHttps(url: string): boolean {
+  const u = new URL(url);
+  if (u.protocol === 'https:') return true;
+  return u.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
+}
+
 function num(v: unknown): number {
   return Number(v);
 }
@@ -273,7 +280,6 @@ export class Vault {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #settings: z.output<typeof vaultSettingsSchema>;
-  readonly #http: UpstreamHttpOptions;
   readonly #onAccountBroken: VaultOptions['onAccountBroken'];
   readonly #unsubscribe: () => void;
   /** Metadata rows by id or name; dropped whenever any node changes vault metadata. */
@@ -293,7 +299,6 @@ export class Vault {
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#settings = parseInput(vaultSettingsSchema, options.settings ?? {}, 'vault');
-    this.#http = { timeoutMs: this.#settings.upstreamTimeoutMs, allowHttp: this.#settings.allowHttp };
     this.#onAccountBroken = options.onAccountBroken;
     this.#unsubscribe = options.store.changes.subscribe(CHANGE_CHANNEL, (change) => this.#onChange(change));
   }
@@ -335,7 +340,9 @@ export class Vault {
             token_endpoint: v.tokenEndpoint,
             revocation_endpoint: v.revocationEndpoint,
           }
-        : await discoverUpstream(v.issuer as string, this.#http);
+        : await discoverUpstream(v.issuer as string, this.#httpFor(v.issuer as string));
+    this.#checkUrl(meta.authorization_endpoint, 'authorization_endpoint');
+    this.#checkUrl(meta.token_endpoint, 'token_endpoint');
     const now = this.#clock.now();
     const id = uuidv7(this.#clock);
     const secretId = uuidv7(this.#clock);
@@ -528,7 +535,10 @@ export class Vault {
    * state and `iss`, redeems the code with the PKCE verifier, and stores the refresh token sealed.
    * Reconnecting an account writes a new refresh-token version and makes it active again.
    */
-  async completeConnect(callback: string | URL | URLSearchParams): Promise<AccountView> {
+  async completeConnect(
+    callback: string | URL | URLSearchParams,
+    options: { connection?: string } = {},
+  ): Promise<AccountView> {
     const params =
       callback instanceof URLSearchParams
         ? callback
@@ -564,6 +574,15 @@ export class Vault {
       this.#keyring.openText(pending.sealed, connectContext(stateHash)),
     ) as { codeVerifier: string };
     const conn = await this.#loadConnection(this.#db, pending.connection_id);
+    if (
+      options.connection !== undefined &&
+      options.connection !== conn.name &&
+      options.connection !== conn.id
+    ) {
+      throw new InvalidRequestError('the callback arrived for another connection than it was started for', {
+        code: 'ERR_VAULT_CONNECT_STATE',
+      });
+    }
     const clientSecret = await readSecretVersion(
       this.#db,
       this.#keyring,
@@ -581,7 +600,7 @@ export class Vault {
         state,
         pending.redirect_uri,
         codeVerifier,
-        this.#http,
+        this.#httpFor((JSON.parse(conn.metadata) as UpstreamMetadata).token_endpoint),
       );
     } catch (e) {
       if (e instanceof UpstreamGrantError) {
@@ -1095,7 +1114,7 @@ export class Vault {
         conn.client_auth_method,
         clientSecret,
         refreshToken,
-        this.#http,
+        this.#httpFor((JSON.parse(conn.metadata) as UpstreamMetadata).token_endpoint),
       );
       this.#checkTokenType(tokens, conn);
     } catch (e) {
@@ -1320,15 +1339,18 @@ export class Vault {
   }
 
   #checkUrl(url: string | undefined, field: string): void {
-    if (url === undefined || this.#settings.allowHttp) return;
-    const u = new URL(url);
-    const loopback = u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]';
-    // Plain http only to loopback (RFC 8252 native-app style redirects); upstreams must be https.
-    if (u.protocol !== 'https:' && !(loopback && field === 'body.redirectUri')) {
-      throw new InvalidRequestError(`${field} must be an https URL`, {
-        invalidParams: [{ name: field, reason: 'must use https' }],
-      });
-    }
+    if (url === undefined || this.#settings.allowHttp || isLoopbackHttpOrHttps(url)) return;
+    throw new InvalidRequestError(`${field} must be an https URL`, {
+      invalidParams: [{ name: field, reason: 'must use https (plain http only to a loopback address)' }],
+    });
+  }
+
+  /** Plain http is allowed to loopback addresses (never leaves the machine), or everywhere in dev. */
+  #httpFor(url: string): UpstreamHttpOptions {
+    return {
+      timeoutMs: this.#settings.upstreamTimeoutMs,
+      allowHttp: this.#settings.allowHttp || isLoopbackHttpOrHttps(url),
+    };
   }
 
   #writtenEvent(
