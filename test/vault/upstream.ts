@@ -38,11 +38,12 @@ function listen(server: Server): Promise<number> {
  * client_secret_basic) whose interactions sign a fixed user in automatically, and an API that
  * accepts only access tokens the provider's introspection endpoint says are active.
  */
-export async function startUpstream(): Promise<Upstream> {
+export async function startUpstream(options: { redirectUris?: string[] } = {}): Promise<Upstream> {
   const clientId = 'warden-vault';
   const clientSecret = `upstream-client-secret-${crypto.randomUUID()}`;
   const apiClientSecret = `upstream-api-secret-${crypto.randomUUID()}`;
-  const redirectUri = 'http://127.0.0.1:9/v1/vault/connect/callback';
+  const redirectUris = options.redirectUris ?? ['http://127.0.0.1:9/v1/vault/connect/callback'];
+  const redirectUri = redirectUris[0] as string;
   const tokenRequests = new Map<string, number>();
   const apiAccepted: string[] = [];
   const grants: string[] = [];
@@ -60,7 +61,7 @@ export async function startUpstream(): Promise<Upstream> {
         client_secret: clientSecret,
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
-        redirect_uris: [redirectUri],
+        redirect_uris: redirectUris,
         token_endpoint_auth_method: 'client_secret_basic',
       },
       {
@@ -188,7 +189,7 @@ export async function startUpstream(): Promise<Upstream> {
         if (!location)
           throw new Error(`authorization stopped with HTTP ${response.status}: ${await response.text()}`);
         const next = new URL(location, url).toString();
-        if (next.startsWith(redirectUri)) return next;
+        if (redirectUris.some((r) => next.startsWith(r))) return next;
         url = next;
       }
       throw new Error('too many redirects');
