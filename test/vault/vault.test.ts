@@ -248,6 +248,54 @@ for (const backend of BACKENDS) {
       assert.equal((await fetch(`${up.apiUrl}/me`, { headers: minted.headers })).status, 200);
     });
 
+    it('accepts explicit endpoints instead of discovery, and refuses plain http to a remote host', async () => {
+      const { node, n } = await setup();
+      const explicit = await node.vault.createConnection(
+        {
+          name: `explicit-${n}`,
+          issuer: up.issuer,
+          authorizationEndpoint: `${up.issuer}/auth`,
+          tokenEndpoint: `${up.issuer}/token`,
+          clientId: up.clientId,
+          clientSecret: up.clientSecret,
+          scopes: ['openid', 'offline_access'],
+          accessRule: { agents: ['agent-1'] },
+        },
+        ADMIN,
+      );
+      assert.equal(explicit.tokenEndpoint, `${up.issuer}/token`);
+      const account = await connect(node, explicit.name, 'user-1');
+      assert.equal(account.status, 'active');
+      const minted = await node.vault.getCredential({
+        ...AGENT,
+        userId: 'user-1',
+        connectionOrCredentialId: explicit.name,
+      });
+      assert.equal((await fetch(`${up.apiUrl}/me`, { headers: minted.headers })).status, 200);
+      const strict = await openNode({
+        ...shared,
+        keyring: sharedKeyring,
+        clock: nowClock(),
+        nodeId: `node-${n}-strict`,
+        settings: { allowHttp: false },
+      });
+      after(() => strict.close());
+      await rejectsWithCode(
+        strict.vault.createConnection(
+          {
+            name: `remote-${n}`,
+            authorizationEndpoint: 'http://auth.example.com/authorize',
+            tokenEndpoint: 'http://auth.example.com/token',
+            clientId: 'c',
+            clientSecret: 's',
+            accessRule: {},
+          },
+          ADMIN,
+        ),
+        'ERR_INVALID_REQUEST',
+      );
+    });
+
     it('uses a connect state once, and not after it expired', async () => {
       const { node, clock, name } = await setup();
       const { authorizationUrl } = await node.vault.beginConnect(name, 'user-3', up.redirectUri);
