@@ -18,6 +18,7 @@ import {
 } from '../core/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
 const KEY_CHECK = 'master_key_check';
@@ -35,6 +36,7 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  vault: Vault;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -91,6 +93,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const { keyring, source } = loadKeyring(config);
   const store = await Store.open({ url: config.databaseUrl, dataDir: config.dataDir });
+  let auditor: Auditor | undefined;
   try {
     if (options.migrate !== false) await store.migrate(allMigrations);
     await checkMasterKey(store, keyring);
@@ -104,7 +107,6 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       checkpointIntervalSeconds: config.audit.checkpointIntervalSeconds,
       retentionDays: config.audit.retentionDays,
     };
-    let auditor: Auditor;
     try {
       auditor = await Auditor.open({ ...auditOptions, partition: nodeId });
     } catch (e) {
@@ -116,7 +118,22 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       logger.warn({ partition, node: nodeId }, 'audit partition busy; using a partition of this process');
       auditor = await Auditor.open({ ...auditOptions, partition });
     }
-    const identity = new Identity({ store, auditor, clock });
+    const ledger = auditor;
+    const identity = new Identity({ store, auditor: ledger, clock });
+    const vault = new Vault({
+      store,
+      keyring,
+      auditor: ledger,
+      clock,
+      logger,
+      settings: { nodeId },
+      // No notification channel exists yet: the broken account is in the ledger and the log.
+      onAccountBroken: (n) =>
+        logger.warn(
+          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
+          'vault: a connected account must be reconnected by its user',
+        ),
+    });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
@@ -128,15 +145,18 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       keyring,
       keySource: source,
       store,
-      auditor,
+      auditor: ledger,
       identity,
+      vault,
       metrics,
       async close() {
-        await auditor.close();
+        vault.close();
+        await ledger.close();
         await store.close();
       },
     };
   } catch (e) {
+    await auditor?.close();
     await store.close();
     throw e;
   }

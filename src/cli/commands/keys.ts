@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { rewrapAuditKeys } from '../../audit/index.ts';
 import { generateMasterKey, loadConfig, masterKeyFile, writeMasterKeyFile } from '../../core/index.ts';
 import { createWarden, rewrapCoreSecrets } from '../../http/index.ts';
+import { rewrapVaultSecrets } from '../../vault/index.ts';
 import { CliError } from '../cli-error.ts';
 import { print } from '../output.ts';
 
@@ -39,9 +40,12 @@ export function keysCommand(program: Command): void {
       }
       const warden = await createWarden(config);
       try {
-        const rewrapped =
-          (await rewrapCoreSecrets(warden.store, warden.keyring)) +
-          (await rewrapAuditKeys(warden.store.db, warden.keyring));
+        const core = await rewrapCoreSecrets(warden.store, warden.keyring);
+        // The vault's sealed values (secret versions, cached tokens, pending connects), in one transaction.
+        const vault = await warden.store.transaction((tx) => rewrapVaultSecrets(tx, warden.keyring));
+        // The ledger's sealed Ed25519 signing key.
+        const audit = await rewrapAuditKeys(warden.store.db, warden.keyring);
+        const rewrapped = core + vault.rewrapped + audit;
         await warden.auditor.record({
           type: 'keys.master_rotated',
           actor: { type: 'system', id: 'cli' },
