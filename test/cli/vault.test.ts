@@ -26,8 +26,8 @@ describe('warden keys rotate-master with vault secrets', () => {
 
     const res = await runWarden(['keys', 'rotate-master', '--json'], env);
     assert.equal(res.code, 0, res.stderr);
-    // The core key check plus both credential versions.
-    assert.equal(JSON.parse(res.stdout).rewrapped, 3);
+    // The core key check, the audit ledger's signing key and both credential versions.
+    assert.equal(JSON.parse(res.stdout).rewrapped, 4);
 
     const second = await open();
     try {
