@@ -21,6 +21,30 @@ const SKIP = BROKERS.length
 
 for (const backend of BACKENDS) {
   describe(`Kafka sink against a real broker (${backend})`, () => {
+    it('reports a Kafka sink whose brokers do not answer as failing, with a stable code, and keeps its cursor', async () => {
+      const ledger = await openLedger(backend);
+      await ledger.auditor.record(toolCall(1));
+      const exporter = await Exporter.create(ledger, {
+        pollIntervalMs: 20,
+        backoffInitialMs: 20,
+        failingAfter: 1,
+      });
+      // Port 1 on loopback: nothing listens there, so every connection is refused.
+      await exporter.createSink(
+        { name: 'kafka', type: 'kafka', brokers: ['127.0.0.1:1'], topic: 'audit' },
+        {
+          type: 'system',
+          id: 'test',
+        },
+      );
+      await exporter.start();
+      await waitFor(async () => (await exporter.status('kafka'))[0]?.health === 'failing', 20_000, 'failing');
+      const status = (await exporter.status('kafka'))[0]!;
+      await exporter.stop();
+      assert.match(status.lastErrorCode ?? '', /^KAFKA_[A-Z_]+$/);
+      assert.equal(status.lag.events, 2);
+    });
+
     it('publishes every event keyed by agent id, in order per agent, with an idempotent producer', {
       skip: SKIP,
     }, async () => {
