@@ -6,6 +6,7 @@ import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { registryCommands } from './commands/registry.ts';
 import { serveCommand } from './commands/serve.ts';
+import { sinksCommand } from './commands/sinks.ts';
 
 export { CliError } from './cli-error.ts';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   loginCommand(program);
   registryCommands(program);
   keysCommand(program);
+  sinksCommand(program);
   return program;
 }
 

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { type AuditActor, type Auditor, listPartitions, readEvents } from '../audit/index.ts';
+import {
+  type AuditActor,
+  type Auditor,
+  type AuditRequestMeta,
+  listPartitions,
+  readEvents,
+} from '../audit/index.ts';
 import {
   type Clock,
   ConfigError,
@@ -218,6 +224,7 @@ export class Exporter {
     actor: AuditActor,
     change: (tx: any) => Promise<StoredSink>,
     changedKeys?: string[],
+    request?: AuditRequestMeta,
   ): Promise<StoredSink> {
     const sink = await this.#deps.auditor.transact(
       async (tx) => {
@@ -231,6 +238,7 @@ export class Exporter {
         action: `export.sinks.${operation}`,
         resource: { type: 'export_sink', id: result.id, name: result.name },
         outcome: 'success',
+        request,
         details: {
           operation,
           sink_type: result.type,
@@ -256,10 +264,14 @@ export class Exporter {
   }
 
   /** Creates a sink from an unvalidated definition. @throws InvalidRequestError, ConflictError */
-  async createSink(input: unknown, actor: AuditActor): Promise<SinkView> {
+  async createSink(input: unknown, actor: AuditActor, request?: AuditRequestMeta): Promise<SinkView> {
     const def = parseSinkDefinition(input);
-    const sink = await this.#write('create', actor, async (tx) =>
-      this.#sinks.insert(tx, def, 'api', await listPartitions(tx)),
+    const sink = await this.#write(
+      'create',
+      actor,
+      async (tx) => this.#sinks.insert(tx, def, 'api', await listPartitions(tx)),
+      undefined,
+      request,
     );
     return viewOf(sink);
   }
@@ -269,7 +281,12 @@ export class Exporter {
    * secret members left out keep their stored values. Name and type cannot change.
    * @throws NotFoundError, InvalidRequestError
    */
-  async updateSink(name: string, patch: unknown, actor: AuditActor): Promise<SinkView> {
+  async updateSink(
+    name: string,
+    patch: unknown,
+    actor: AuditActor,
+    request?: AuditRequestMeta,
+  ): Promise<SinkView> {
     if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
       throw new InvalidRequestError('a sink update must be an object', { code: 'ERR_INVALID_SINK' });
     }
@@ -298,17 +315,24 @@ export class Exporter {
         return this.#sinks.replace(tx, current, def, 'api');
       },
       Object.keys(p),
+      request,
     );
     return viewOf(sink);
   }
 
   /** Deletes a sink and its cursors. @throws NotFoundError */
-  async deleteSink(name: string, actor: AuditActor): Promise<void> {
-    await this.#write('delete', actor, async (tx) => {
-      const current = await this.#sinks.get(tx, name);
-      await this.#sinks.remove(tx, current);
-      return current;
-    });
+  async deleteSink(name: string, actor: AuditActor, request?: AuditRequestMeta): Promise<void> {
+    await this.#write(
+      'delete',
+      actor,
+      async (tx) => {
+        const current = await this.#sinks.get(tx, name);
+        await this.#sinks.remove(tx, current);
+        return current;
+      },
+      undefined,
+      request,
+    );
   }
 
   /** Health and lag of every sink (or one). Lag: events and seconds behind the ledger head. */

@@ -1,3 +1,4 @@
+export { sinkApiSchema, sinkPatchSchema, sinkStatusApiSchema, sinkToApi, statusToApi } from './api.ts';
 export {
   Exporter,
   type ExporterDeps,
@@ -21,7 +22,7 @@ export {
   sinkDefinitionSchema,
 } from './sink-definition.ts';
 export type { RunnerState, SinkHealth } from './sink-runner.ts';
-export type { SinkView } from './sink-store.ts';
+export { rewrapExportSecrets, type SinkView } from './sink-store.ts';
 export { KafkaTransport } from './sinks/kafka-transport.ts';
 export {
   WEBHOOK_SIGNATURE_HEADER,

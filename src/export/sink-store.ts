@@ -186,6 +186,27 @@ export class SinkStore {
   }
 }
 
+/**
+ * Re-wraps every sink's sealed secrets under the keyring's current master key (master-key
+ * rotation). Returns how many values were re-wrapped.
+ */
+export async function rewrapExportSecrets(db: Kysely<any>, keyring: Keyring): Promise<number> {
+  const rows = await db.selectFrom('export_sinks').select(['id', 'secrets_sealed']).execute();
+  let n = 0;
+  for (const row of rows) {
+    if (!row.secrets_sealed) continue;
+    const rewrapped = keyring.rewrap(row.secrets_sealed as string);
+    if (rewrapped === row.secrets_sealed) continue;
+    await db
+      .updateTable('export_sinks')
+      .set({ secrets_sealed: rewrapped })
+      .where('id', '=', row.id)
+      .execute();
+    n++;
+  }
+  return n;
+}
+
 /** The public view of a stored sink (no secrets). */
 export function viewOf(sink: StoredSink): SinkView {
   const { definition: _d, ...view } = sink;

@@ -16,6 +16,7 @@ import {
   systemClock,
   type WardenConfig,
 } from '../core/index.ts';
+import { Exporter } from '../export/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { allMigrations } from './migrations.ts';
@@ -35,6 +36,8 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  /** Streams the ledger to SIEM sinks; its loops run while the node is open. */
+  exporter: Exporter;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -103,6 +106,8 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const exporter = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
+    await exporter.start();
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
@@ -116,8 +121,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      exporter,
       metrics,
       async close() {
+        await exporter.stop();
         await store.close();
       },
     };
