@@ -57,40 +57,71 @@ export function wardenSdId(enterpriseNumber: number): string {
   return sdName(`warden@${enterpriseNumber}`);
 }
 
+const NEEDS_SD_ESCAPE = /["\\\]]/;
+const PARAM_NAMES = ['id', 'partition', 'seq', 'type', 'outcome', 'actor', 'agent'].map(sdName);
+
 /**
- * Builds one RFC 5424 message for an event: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID
- * [warden@PEN …] BOM MSG`. MSGID is the event type; the SD element carries the stable event id and
- * chain position so a receiver can de-duplicate and check order without parsing MSG.
+ * Renders RFC 5424 messages for one sender: the constant header fields (HOSTNAME, APP-NAME,
+ * PROCID) and the SD-ID are checked and cut to their limits once.
  */
+export class SyslogFormatter {
+  readonly #facility: number;
+  readonly #origin: string;
+  readonly #sdId: string;
+  readonly #msgIds = new Map<string, string>();
+
+  constructor(options: SyslogMessageOptions) {
+    this.#facility = options.facility;
+    this.#origin = [
+      headerField(options.hostname, SYSLOG_LIMITS.hostname),
+      headerField(options.appName, SYSLOG_LIMITS.appName),
+      headerField(options.procId, SYSLOG_LIMITS.procId),
+    ].join(' ');
+    this.#sdId = wardenSdId(options.enterpriseNumber);
+  }
+
+  /**
+   * One message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [warden@PEN …] BOM MSG`. MSGID is
+   * the event type; the SD element carries the stable event id and chain position so a receiver
+   * can de-duplicate and check order without parsing MSG.
+   */
+  format(event: AuditEvent, msg: string): string {
+    const pri = this.#facility * 8 + SYSLOG_SEVERITY[severityOf(event)];
+    let msgId = this.#msgIds.get(event.type);
+    if (msgId === undefined) {
+      msgId = headerField(event.type, SYSLOG_LIMITS.msgId);
+      this.#msgIds.set(event.type, msgId);
+    }
+    const values = [
+      event.id,
+      event.partition,
+      String(event.seq),
+      event.type,
+      event.outcome,
+      `${event.actor.type}:${event.actor.id}`,
+      event.actor.type === 'agent' ? event.actor.id : undefined,
+    ];
+    let sd = `[${this.#sdId}`;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v === undefined) continue;
+      sd += ` ${PARAM_NAMES[i]}="${NEEDS_SD_ESCAPE.test(v) ? sdEscape(v) : v}"`;
+    }
+    return `<${pri}>1 ${syslogTimestamp(event.time)} ${this.#origin} ${msgId} ${sd}] ${BOM}${msg}`;
+  }
+}
+
+/** Builds one RFC 5424 message for an event (see {@link SyslogFormatter.format}). */
 export function syslogMessage(event: AuditEvent, msg: string, options: SyslogMessageOptions): string {
-  const pri = options.facility * 8 + SYSLOG_SEVERITY[severityOf(event)];
-  const params: [string, string | undefined][] = [
-    ['id', event.id],
-    ['partition', event.partition],
-    ['seq', String(event.seq)],
-    ['type', event.type],
-    ['outcome', event.outcome],
-    ['actor', `${event.actor.type}:${event.actor.id}`],
-    ['agent', event.actor.type === 'agent' ? event.actor.id : undefined],
-  ];
-  const sd = `[${wardenSdId(options.enterpriseNumber)}${params
-    .filter((p): p is [string, string] => p[1] !== undefined)
-    .map(([k, v]) => ` ${sdName(k)}="${sdEscape(v)}"`)
-    .join('')}]`;
-  return [
-    `<${pri}>1`,
-    syslogTimestamp(event.time),
-    headerField(options.hostname, SYSLOG_LIMITS.hostname),
-    headerField(options.appName, SYSLOG_LIMITS.appName),
-    headerField(options.procId, SYSLOG_LIMITS.procId),
-    headerField(event.type, SYSLOG_LIMITS.msgId),
-    sd,
-    `${BOM}${msg}`,
-  ].join(' ');
+  return new SyslogFormatter(options).format(event, msg);
+}
+
+/** RFC 6587 §3.4.1 octet-counting frame as a string: `MSG-LEN SP SYSLOG-MSG`, length in octets. */
+export function octetFrameText(message: string): string {
+  return `${Buffer.byteLength(message, 'utf8')} ${message}`;
 }
 
 /** RFC 6587 §3.4.1 octet-counting frame: `MSG-LEN SP SYSLOG-MSG`, the length in octets. */
 export function octetFrame(message: string): Buffer {
-  const body = Buffer.from(message, 'utf8');
-  return Buffer.concat([Buffer.from(`${body.length} `, 'ascii'), body]);
+  return Buffer.from(octetFrameText(message), 'utf8');
 }

@@ -31,7 +31,8 @@ export function compact<T>(value: T): T {
   }
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
+    for (const k in value) {
+      const v = (value as Record<string, unknown>)[k];
       if (v === undefined || v === null) continue;
       const c = compact(v);
       if (c && typeof c === 'object' && !Array.isArray(c) && Object.keys(c).length === 0) continue;

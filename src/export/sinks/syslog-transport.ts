@@ -3,7 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import type { SyslogSinkDefinition } from '../sink-definition.ts';
-import { octetFrame, type SyslogMessageOptions, syslogMessage } from '../syslog-message.ts';
+import { octetFrameText, SyslogFormatter } from '../syslog-message.ts';
 import { type OutboundEvent, SinkError, type SinkTransport } from './transport.ts';
 
 const CONNECT_TIMEOUT_MS = 5000;
@@ -17,7 +17,7 @@ export class SyslogTransport implements SinkTransport {
   readonly confirmDelayMs: number;
   #generation = 0;
   readonly #def: SyslogSinkDefinition;
-  readonly #options: SyslogMessageOptions;
+  readonly #formatter: SyslogFormatter;
   readonly #clientKey: string | undefined;
   #socket: Socket | undefined;
   #connecting: Promise<Socket> | undefined;
@@ -28,13 +28,13 @@ export class SyslogTransport implements SinkTransport {
     this.#def = def;
     this.#clientKey = def.tls?.clientKey;
     this.confirmDelayMs = def.transport === 'udp' ? 0 : confirmDelayMs;
-    this.#options = {
+    this.#formatter = new SyslogFormatter({
       facility: def.facility,
       hostname: def.hostname ?? osHostname(),
       appName: def.appName,
       procId: String(process.pid),
       enterpriseNumber: def.enterpriseNumber,
-    };
+    });
   }
 
   get generation(): number {
@@ -43,13 +43,15 @@ export class SyslogTransport implements SinkTransport {
 
   /** The RFC 5424 message for one event (exposed for tests and the benchmark). */
   message(item: OutboundEvent): string {
-    return syslogMessage(item.event, item.formatted.text, this.#options);
+    return this.#formatter.format(item.event, item.formatted.text);
   }
 
   async send(batch: OutboundEvent[]): Promise<void> {
     if (this.#def.transport === 'udp') return this.#sendUdp(batch);
     const socket = await this.#connected();
-    const frames = Buffer.concat(batch.map((item) => octetFrame(this.message(item))));
+    let text = '';
+    for (const item of batch) text += octetFrameText(this.message(item));
+    const frames = Buffer.from(text, 'utf8');
     await new Promise<void>((resolve, reject) => {
       socket.write(frames, (err) => {
         if (err) reject(this.#lost(socket, err));

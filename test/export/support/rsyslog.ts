@@ -115,6 +115,7 @@ export class Rsyslog {
   static async start(
     dir: string,
     tls?: { caFile: string; certFile: string; keyFile: string },
+    options: { parsedFields?: boolean } = {},
   ): Promise<Rsyslog> {
     const r = new Rsyslog(dir, await freePort());
     const globalTls = tls
@@ -132,7 +133,7 @@ export class Rsyslog {
         'template(name="raw" type="string" string="%rawmsg%\\n")',
         'template(name="fields" type="string" string="%hostname% %app-name% %procid% %msgid% %pri%\\n")',
         `action(type="omfile" file="${r.out}" template="raw")`,
-        `action(type="omfile" file="${r.parsed}" template="fields")`,
+        options.parsedFields === false ? '' : `action(type="omfile" file="${r.parsed}" template="fields")`,
         '',
       ].join('\n'),
     );
