@@ -26,6 +26,9 @@ export const sinkStatusApiSchema = z.object({
   type: z.string(),
   enabled: z.boolean(),
   running: z.boolean().describe('a delivery loop runs for this sink on the answering node'),
+  active: z
+    .boolean()
+    .describe('the answering node holds the sink lease and delivers (else another node does)'),
   health: z.enum(['healthy', 'degraded', 'failing', 'disabled']),
   last_error_code: z.string().nullable(),
   last_error_at: z.string().nullable(),
@@ -65,6 +68,7 @@ export function statusToApi(s: SinkStatus): z.infer<typeof sinkStatusApiSchema> 
     type: s.type,
     enabled: s.enabled,
     running: s.running,
+    active: s.active,
     health: s.health,
     last_error_code: s.lastErrorCode ?? null,
     last_error_at: iso(s.lastErrorAt),

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   type AuditActor,
@@ -38,6 +39,8 @@ export const exporterOptionsSchema = z
     failingAfter: z.number().int().min(1).max(1000).default(3),
     /** How long a TCP/TLS syslog connection must survive a write before the batch counts as delivered. */
     syslogConfirmMs: z.number().int().min(0).max(10_000).default(200),
+    /** How long a node's hold on a sink lasts unrenewed; another node takes over after it lapses. */
+    leaseMs: z.number().int().min(100).max(600_000).default(15_000),
     /** Sinks from the config file (`export.sinks`); created or updated in the store at start. */
     sinks: z.array(z.unknown()).default([]),
   })
@@ -50,7 +53,10 @@ export interface SinkStatus {
   name: string;
   type: string;
   enabled: boolean;
+  /** A loop for this sink runs in this process. */
   running: boolean;
+  /** This process holds the sink's lease and delivers; false while another node does. */
+  active: boolean;
   health: RunnerState['health'] | 'disabled';
   lastErrorCode?: string | undefined;
   lastErrorAt?: number | undefined;
@@ -85,6 +91,8 @@ export class Exporter {
   readonly #timing: RunnerTiming & { syslogConfirmMs: number };
   readonly #sinks: SinkStore;
   readonly #runners = new Map<string, SinkRunner>();
+  /** This instance's lease owner id: unique per process start. */
+  readonly #owner = `exporter-${randomUUID()}`;
   #started = false;
   #unsubscribe: (() => void) | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -190,6 +198,7 @@ export class Exporter {
           clock: this.#deps.clock,
           logger: this.#deps.logger,
           timing: this.#timing,
+          owner: this.#owner,
         });
         this.#runners.set(id, runner);
         runner.start();
@@ -359,6 +368,7 @@ export class Exporter {
         type: sink.type,
         enabled: sink.enabled,
         running: runner !== undefined,
+        active: state?.active ?? false,
         health: sink.enabled ? (state?.health ?? 'healthy') : 'disabled',
         lastErrorCode: state?.lastErrorCode,
         lastErrorAt: state?.lastErrorAt,

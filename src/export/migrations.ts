@@ -29,8 +29,16 @@ export const exportMigrations: Record<string, Migration> = {
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .addPrimaryKeyConstraint('export_cursors_pk', ['sink_id', 'partition'])
         .execute();
+      // Which node runs each sink's loop: one at a time, so several nodes never race one cursor.
+      await db.schema
+        .createTable('export_leases')
+        .addColumn('sink_id', 'text', (c) => c.primaryKey())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
     },
     async down(db) {
+      await db.schema.dropTable('export_leases').execute();
       await db.schema.dropTable('export_cursors').execute();
       await db.schema.dropTable('export_sinks').execute();
     },

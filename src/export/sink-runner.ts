@@ -14,6 +14,8 @@ export interface RunnerTiming {
   backoffInitialMs: number;
   backoffMaxMs: number;
   failingAfter: number;
+  /** How long a node's hold on a sink's loop lasts without renewal. */
+  leaseMs: number;
 }
 
 /** What a sink has done so far, for status and metrics. */
@@ -28,6 +30,8 @@ export interface RunnerState {
   delivered: number;
   /** Delay before the next retry, while failing. */
   retryInMs?: number | undefined;
+  /** True while this node holds the sink's lease and runs its deliveries; false on standby. */
+  active: boolean;
 }
 
 interface Pending {
@@ -46,13 +50,15 @@ interface Pending {
  */
 export class SinkRunner {
   readonly sink: StoredSink;
-  readonly state: RunnerState = { health: 'healthy', consecutiveFailures: 0, delivered: 0 };
+  readonly state: RunnerState = { health: 'healthy', consecutiveFailures: 0, delivered: 0, active: false };
   readonly #db: Kysely<any>;
   readonly #sinks: SinkStore;
   readonly #transport: SinkTransport;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #timing: RunnerTiming;
+  readonly #owner: string;
+  #leaseRenewedAt = 0;
   #stopped = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -70,6 +76,8 @@ export class SinkRunner {
     clock: Clock;
     logger: Logger;
     timing: RunnerTiming;
+    /** This exporter instance's lease owner id. */
+    owner: string;
   }) {
     this.sink = options.sink;
     this.#db = options.db;
@@ -78,6 +86,7 @@ export class SinkRunner {
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#timing = options.timing;
+    this.#owner = options.owner;
   }
 
   start(): void {
@@ -103,6 +112,23 @@ export class SinkRunner {
       // Unconfirmed deliveries stay uncommitted: they are resent after the next start.
     }
     await this.#transport.close().catch(() => {});
+    if (this.state.active) {
+      this.state.active = false;
+      await this.#sinks.release(this.#db, this.sink.id, this.#owner).catch(() => {});
+    }
+  }
+
+  /**
+   * Holds the sink's lease (renewed at a third of its lifetime). Only the holder delivers, so
+   * several nodes running exporters never send one sink's events twice over or race its cursor.
+   */
+  async #holdLease(): Promise<boolean> {
+    const now = this.#clock.now();
+    if (this.state.active && now - this.#leaseRenewedAt < this.#timing.leaseMs / 3) return true;
+    const held = await this.#sinks.lease(this.#db, this.sink.id, this.#owner, this.#timing.leaseMs);
+    if (held) this.#leaseRenewedAt = now;
+    this.state.active = held;
+    return held;
   }
 
   async #run(): Promise<void> {
@@ -110,6 +136,12 @@ export class SinkRunner {
     let rewind = true;
     while (!this.#stopped) {
       try {
+        if (!(await this.#holdLease())) {
+          // Another node runs this sink; take over when its lease lapses (from the stored cursors).
+          rewind = true;
+          await this.#sleep(Math.min(this.#timing.leaseMs / 2, 1000));
+          continue;
+        }
         if (rewind) {
           this.#committed = await this.#sinks.cursors(this.#db, this.sink.id);
           this.#position = new Map(this.#committed);

@@ -162,6 +162,7 @@ export class SinkStore {
   }
 
   async remove(tx: Kysely<any>, sink: StoredSink): Promise<void> {
+    await tx.deleteFrom('export_leases').where('sink_id', '=', sink.id).execute();
     await tx.deleteFrom('export_cursors').where('sink_id', '=', sink.id).execute();
     await tx.deleteFrom('export_sinks').where('id', '=', sink.id).execute();
   }
@@ -176,13 +177,46 @@ export class SinkStore {
     return new Map(rows.map((r) => [r.partition as string, Number(r.seq)]));
   }
 
+  /** Moves a cursor forward (never back: a late commit from a former lease holder cannot rewind it). */
   async saveCursor(db: Kysely<any>, sinkId: string, partition: string, seq: number): Promise<void> {
     const now = this.#clock.now();
     await db
       .insertInto('export_cursors')
       .values({ sink_id: sinkId, partition, seq, updated_at: now })
-      .onConflict((oc) => oc.columns(['sink_id', 'partition']).doUpdateSet({ seq, updated_at: now }))
+      .onConflict((oc) =>
+        oc
+          .columns(['sink_id', 'partition'])
+          .doUpdateSet({ seq, updated_at: now })
+          .where('export_cursors.seq', '<', seq),
+      )
       .execute();
+  }
+
+  /**
+   * Takes or renews the lease on a sink's loop for `owner` until `now + ttlMs`. Returns false when
+   * another owner holds an unexpired lease.
+   */
+  async lease(db: Kysely<any>, sinkId: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = this.#clock.now();
+    const expires_at = now + ttlMs;
+    const updated = await db
+      .updateTable('export_leases')
+      .set({ owner, expires_at })
+      .where('sink_id', '=', sinkId)
+      .where((eb) => eb.or([eb('owner', '=', owner), eb('expires_at', '<', now)]))
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) > 0) return true;
+    const inserted = await db
+      .insertInto('export_leases')
+      .values({ sink_id: sinkId, owner, expires_at })
+      .onConflict((oc) => oc.column('sink_id').doNothing())
+      .executeTakeFirst();
+    return Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  /** Gives up a lease (on a clean stop) so another node can take the sink over at once. */
+  async release(db: Kysely<any>, sinkId: string, owner: string): Promise<void> {
+    await db.deleteFrom('export_leases').where('sink_id', '=', sinkId).where('owner', '=', owner).execute();
   }
 }
 
