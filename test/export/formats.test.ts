@@ -94,7 +94,15 @@ function variants(type: AuditEventType): AuditEventInput[] {
   ];
 }
 
-async function catalogueEvents(): Promise<AuditEvent[]> {
+let cached: Promise<AuditEvent[]> | undefined;
+
+/** Every catalogue type in every variant, recorded once into a real ledger and read back. */
+function catalogueEvents(): Promise<AuditEvent[]> {
+  cached ??= recordCatalogue();
+  return cached;
+}
+
+async function recordCatalogue(): Promise<AuditEvent[]> {
   const ledger = await openLedger('sqlite');
   for (const type of Object.keys(AUDIT_EVENT_TYPES) as AuditEventType[]) {
     for (const input of variants(type)) await ledger.auditor.record(input);
