@@ -12,6 +12,7 @@ export { ECS_VERSION, toEcs } from './formats/ecs.ts';
 export { EXPORT_FORMATS, type ExportFormat, type FormattedEvent, formatEvent } from './formats/format.ts';
 export { OCSF_VERSION, toOcsf } from './formats/ocsf.ts';
 export { type ProductInfo, WARDEN_PRODUCT } from './formats/product.ts';
+export { registerExportMetrics } from './metrics.ts';
 export { exportMigrations } from './migrations.ts';
 export {
   parseSinkDefinition,

@@ -16,7 +16,7 @@ import {
   systemClock,
   type WardenConfig,
 } from '../core/index.ts';
-import { Exporter } from '../export/index.ts';
+import { Exporter, registerExportMetrics } from '../export/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { allMigrations } from './migrations.ts';
@@ -110,6 +110,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
     await exporter.start();
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
+    registerExportMetrics(metrics, exporter);
     return {
       config,
       publicUrl: publicUrlOf(config),

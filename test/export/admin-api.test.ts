@@ -62,6 +62,11 @@ for (const backend of BACKENDS) {
       const delivered = JSON.parse(hook.requests[0]!.body.toString('utf8')).events;
       assert.ok(delivered.some((e: any) => e.metadata.event_code === 'export.sink_changed'));
 
+      const metrics = await fetch(`${s.url}/metrics`).then((r) => r.text());
+      assert.match(metrics, /warden_export_lag_events\{sink="hook"\} 0/);
+      assert.match(metrics, /warden_export_sink_health\{sink="hook",state="healthy"\} 1/);
+      assert.match(metrics, /warden_export_lag_seconds\{sink="hook"\} 0/);
+
       const bad = await s.call('POST', '/v1/export/sinks', {
         name: 'x',
         type: 'webhook',
