@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { type AuditEvent, readEvents } from '../../src/audit/index.ts';
 import { Exporter, type ExporterOptionsInput } from '../../src/export/index.ts';
 import { BACKENDS, tempDir } from '../support/databases.ts';
@@ -129,6 +130,73 @@ for (const backend of BACKENDS) {
           tls: { ca: tls.ca, serverName: 'localhost' },
         });
         await waitFor(async () => (await exporter.status('siem'))[0]?.lag.events === 0, 15_000, 'TLS export');
+        await exporter.stop();
+        const events = await allEvents(ledger);
+        await waitFor(() => rsyslog.messages().length >= events.length, 5000, 'rsyslog to write');
+        assertSameAsLedger(received(rsyslog).unique, events);
+      } finally {
+        await rsyslog.stop();
+      }
+    });
+
+    it('authenticates with a client certificate when rsyslog requires one; the client key is sealed', async () => {
+      const ledger = await openLedger(backend);
+      const dir = tempDir();
+      const tls = makeTlsFiles(dir);
+      const rsyslog = await Rsyslog.start(dir, tls, { requireClientCert: true });
+      try {
+        for (let i = 0; i < 5; i++) await ledger.auditor.record(toolCall(i));
+        const exporter = await exporterFor(ledger, {
+          transport: 'tls',
+          host: '127.0.0.1',
+          port: rsyslog.port,
+          tls: { ca: tls.ca, serverName: 'localhost', clientCert: tls.clientCert, clientKey: tls.clientKey },
+        });
+        await waitFor(
+          async () => (await exporter.status('siem'))[0]?.lag.events === 0,
+          15_000,
+          'mTLS export',
+        );
+        const view = await exporter.getSink('siem');
+        await exporter.stop();
+        const events = await allEvents(ledger);
+        await waitFor(() => rsyslog.messages().length >= events.length, 5000, 'rsyslog to write');
+        assertSameAsLedger(received(rsyslog).unique, events);
+        // Without a client certificate the same rsyslog refuses the connection.
+        const refused = await new Promise<string>((resolve) => {
+          const s = tlsConnect({
+            host: '127.0.0.1',
+            port: rsyslog.port,
+            ca: tls.ca,
+            servername: 'localhost',
+          });
+          s.on('secureConnect', () => s.write('5 <14>1'));
+          s.on('error', (e) => resolve((e as NodeJS.ErrnoException).code ?? 'error'));
+          s.on('close', () => resolve('closed'));
+        });
+        assert.ok(['ECONNRESET', 'closed', 'EPIPE'].includes(refused), refused);
+        const keyBody = tls.clientKey.split('\n')[1] as string;
+        assert.deepEqual(view.secretsSet, ['tls.clientKey']);
+        assert.ok(!JSON.stringify(view).includes(keyBody));
+        const rows = await ledger.store.db.selectFrom('export_sinks').selectAll().execute();
+        assert.ok(!JSON.stringify(rows).includes(keyBody), 'the client key is not stored in plaintext');
+        assert.ok(!ledger.logLines.join('').includes(keyBody));
+      } finally {
+        await rsyslog.stop();
+      }
+    });
+
+    it('sends over UDP (best effort) to rsyslog imudp', async () => {
+      const ledger = await openLedger(backend);
+      const rsyslog = await Rsyslog.start(tempDir(), undefined, { udp: true });
+      try {
+        for (let i = 0; i < 10; i++) await ledger.auditor.record(toolCall(i));
+        const exporter = await exporterFor(ledger, {
+          transport: 'udp',
+          host: '127.0.0.1',
+          port: rsyslog.udpPort,
+        });
+        await waitFor(async () => (await exporter.status('siem'))[0]?.lag.events === 0, 15_000, 'UDP export');
         await exporter.stop();
         const events = await allEvents(ledger);
         await waitFor(() => rsyslog.messages().length >= events.length, 5000, 'rsyslog to write');

@@ -27,7 +27,14 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** Throwaway CA and server certificate for 127.0.0.1 / localhost, made with the openssl CLI. */
-export function makeTlsFiles(dir: string): { caFile: string; certFile: string; keyFile: string; ca: string } {
+export function makeTlsFiles(dir: string): {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  ca: string;
+  clientCert: string;
+  clientKey: string;
+} {
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run(
     'req',
@@ -85,7 +92,42 @@ export function makeTlsFiles(dir: string): { caFile: string; certFile: string; k
     '-extfile',
     'ext.cnf',
   );
+  // A client certificate from the same CA, for mutual TLS.
+  run(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'client.key',
+    '-out',
+    'client.csr',
+    '-subj',
+    '/CN=warden-exporter',
+  );
+  writeFileSync(join(dir, 'client.cnf'), 'extendedKeyUsage=clientAuth\n');
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'client.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'client.cnf',
+  );
   return {
+    clientCert: readFileSync(join(dir, 'client.pem'), 'utf8'),
+    clientKey: readFileSync(join(dir, 'client.key'), 'utf8'),
     caFile: join(dir, 'ca.pem'),
     certFile: join(dir, 'server.pem'),
     keyFile: join(dir, 'server.key'),
@@ -103,6 +145,8 @@ export class Rsyslog {
   readonly port: number;
   readonly out: string;
   readonly parsed: string;
+  /** The imudp port, when started with `udp`. */
+  udpPort = 0;
   #child: ChildProcess | undefined;
 
   private constructor(dir: string, port: number) {
@@ -115,21 +159,27 @@ export class Rsyslog {
   static async start(
     dir: string,
     tls?: { caFile: string; certFile: string; keyFile: string },
-    options: { parsedFields?: boolean } = {},
+    options: { parsedFields?: boolean; requireClientCert?: boolean; udp?: boolean } = {},
   ): Promise<Rsyslog> {
     const r = new Rsyslog(dir, await freePort());
+    r.udpPort = options.udp ? await freePort() : 0;
     const globalTls = tls
       ? ` DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="${tls.caFile}" DefaultNetstreamDriverCertFile="${tls.certFile}" DefaultNetstreamDriverKeyFile="${tls.keyFile}"`
       : '';
-    const moduleTls = tls
-      ? ' StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.Authmode="anon"'
-      : '';
+    // x509/name with a permitted peer: rsyslog refuses clients without a valid certificate for it.
+    const authMode = options.requireClientCert
+      ? 'StreamDriver.Authmode="x509/name" PermittedPeer=["warden-exporter"]'
+      : 'StreamDriver.Authmode="anon"';
+    const moduleTls = tls ? ` StreamDriver.Name="gtls" StreamDriver.Mode="1" ${authMode}` : '';
     writeFileSync(
       join(dir, 'rsyslog.conf'),
       [
         `global(workDirectory="${dir}" maxMessageSize="256k"${globalTls})`,
         `module(load="imtcp"${moduleTls})`,
         `input(type="imtcp" port="${r.port}" address="127.0.0.1")`,
+        options.udp
+          ? `module(load="imudp")\ninput(type="imudp" port="${r.udpPort}" address="127.0.0.1")`
+          : '',
         'template(name="raw" type="string" string="%rawmsg%\\n")',
         'template(name="fields" type="string" string="%hostname% %app-name% %procid% %msgid% %pri%\\n")',
         `action(type="omfile" file="${r.out}" template="raw")`,
