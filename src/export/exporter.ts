@@ -4,6 +4,7 @@ import {
   type AuditActor,
   type Auditor,
   type AuditRequestMeta,
+  canonicalJson,
   listPartitions,
   readEvents,
 } from '../audit/index.ts';
@@ -78,7 +79,7 @@ const SYSTEM_CONFIG_ACTOR: AuditActor = { type: 'system', id: 'config' };
 const CHANGE_CHANNEL = 'export.sinks';
 
 function sameDefinition(a: SinkDefinition, b: SinkDefinition): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return canonicalJson(a) === canonicalJson(b);
 }
 
 /**
@@ -131,23 +132,28 @@ export class Exporter {
   }
 
   async #applyConfigSink(def: SinkDefinition): Promise<void> {
-    const current = await this.#sinks.find(this.#deps.store.db, def.name);
+    let current = await this.#sinks.find(this.#deps.store.db, def.name);
     if (!current) {
-      await this.#write('create', SYSTEM_CONFIG_ACTOR, async (tx) =>
-        this.#sinks.insert(tx, def, 'config', await listPartitions(tx)),
-      );
-    } else if (
-      current.type !== def.type ||
-      !sameDefinition(current.definition, def) ||
-      current.source !== 'config'
-    ) {
-      if (current.type !== def.type) {
-        throw new ConfigError(
-          `export sink ${def.name}: its type cannot change from ${current.type} to ${def.type}`,
+      try {
+        await this.#write('create', SYSTEM_CONFIG_ACTOR, async (tx) =>
+          this.#sinks.insert(tx, def, 'config', await listPartitions(tx)),
         );
+        return;
+      } catch (e) {
+        // Another node starting with the same config file created it first: compare with theirs.
+        current = await this.#sinks.find(this.#deps.store.db, def.name);
+        if (!current) throw e;
       }
+    }
+    if (current.type !== def.type) {
+      throw new ConfigError(
+        `export sink ${def.name}: its type cannot change from ${current.type} to ${def.type}`,
+      );
+    }
+    if (!sameDefinition(current.definition, def) || current.source !== 'config') {
+      const existing = current;
       await this.#write('update', SYSTEM_CONFIG_ACTOR, (tx) =>
-        this.#sinks.replace(tx, current, def, 'config'),
+        this.#sinks.replace(tx, existing, def, 'config'),
       );
     }
   }
@@ -331,6 +337,12 @@ export class Exporter {
 
   /** Deletes a sink and its cursors. @throws NotFoundError */
   async deleteSink(name: string, actor: AuditActor, request?: AuditRequestMeta): Promise<void> {
+    // Stop the sink's loop first, so it cannot commit a cursor after its sink is gone.
+    for (const [id, runner] of this.#runners) {
+      if (runner.sink.name !== name) continue;
+      this.#runners.delete(id);
+      await runner.stop();
+    }
     await this.#write(
       'delete',
       actor,

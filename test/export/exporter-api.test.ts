@@ -147,7 +147,17 @@ for (const backend of BACKENDS) {
       assert.deepEqual(events[0]?.actor, { type: 'system', id: 'config' });
       assert.equal((await (await Exporter.create(ledger)).getSink('cfg')).source, 'config');
       await Exporter.create(ledger, { sinks: [{ name: 'cfg', type: 'file', path, format: 'ecs' }] });
-      events = await sinkEvents(ledger);
+      // A sink with a secret is also applied only once (the stored and configured forms compare equal).
+      const hook = {
+        name: 'cfg-hook',
+        type: 'webhook',
+        url: 'https://siem.example/in',
+        hmacKey: 'h'.repeat(40),
+      };
+      await Exporter.create(ledger, { sinks: [hook] });
+      await Exporter.create(ledger, { sinks: [hook] });
+      assert.equal((await sinkEvents(ledger)).filter((e) => e.resource?.name === 'cfg-hook').length, 1);
+      events = (await sinkEvents(ledger)).filter((e) => e.resource?.name === 'cfg');
       assert.deepEqual(
         events.map((e) => e.details?.operation),
         ['create', 'update'],
