@@ -19,6 +19,7 @@ import {
 import { Exporter, registerExportMetrics } from '../export/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
 const KEY_CHECK = 'master_key_check';
@@ -36,6 +37,7 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  vault: Vault;
   /** Streams the ledger to SIEM sinks; its loops run while the node is open. */
   exporter: Exporter;
   metrics: Registry;
@@ -106,6 +108,20 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const vault = new Vault({
+      store,
+      keyring,
+      auditor,
+      clock,
+      logger,
+      settings: { nodeId },
+      // No notification channel exists yet: the broken account is in the ledger and the log.
+      onAccountBroken: (n) =>
+        logger.warn(
+          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
+          'vault: a connected account must be reconnected by its user',
+        ),
+    });
     const exporter = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
     await exporter.start();
     const metrics = new Registry();
@@ -122,10 +138,12 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      vault,
       exporter,
       metrics,
       async close() {
         await exporter.stop();
+        vault.close();
         await store.close();
       },
     };
