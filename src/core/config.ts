@@ -52,6 +52,16 @@ export const configSchema = z
       })
       .strict()
       .default({ failMode: 'closed', checkpointIntervalSeconds: 60 }),
+    /** Streaming the ledger to SIEMs (src/export). Each sink is validated by the exporter at start. */
+    export: z
+      .object({
+        /** Sinks defined here are created or updated in the store at start (see src/export/README.md). */
+        sinks: z.array(z.record(z.string(), z.unknown())).default([]),
+        /** How often an idle sink looks for new events. */
+        pollIntervalMs: z.coerce.number().int().min(10).max(60_000).default(200),
+      })
+      .strict()
+      .default({ sinks: [], pollIntervalMs: 200 }),
   })
   .strict();
 
@@ -74,6 +84,7 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_AUDIT_FAIL_MODE: 'audit.failMode',
   WARDEN_AUDIT_CHECKPOINT_INTERVAL: 'audit.checkpointIntervalSeconds',
   WARDEN_AUDIT_RETENTION_DAYS: 'audit.retentionDays',
+  WARDEN_EXPORT_POLL_INTERVAL: 'export.pollIntervalMs',
 };
 
 const LIST_KEYS = new Set(['masterKeyPrevious']);

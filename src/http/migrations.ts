@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { auditMigrations } from '../audit/index.ts';
+import { exportMigrations } from '../export/index.ts';
 import { identityMigrations } from '../identity/index.ts';
 import { storeMigrations } from '../store/index.ts';
 import { vaultMigrations } from '../vault/index.ts';
@@ -9,5 +10,6 @@ export const allMigrations: Record<string, Migration> = {
   ...storeMigrations,
   ...auditMigrations,
   ...identityMigrations,
+  ...exportMigrations,
   ...vaultMigrations,
 };

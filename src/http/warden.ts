@@ -16,6 +16,7 @@ import {
   systemClock,
   type WardenConfig,
 } from '../core/index.ts';
+import { Exporter, registerExportMetrics } from '../export/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { Vault } from '../vault/index.ts';
@@ -37,6 +38,8 @@ export interface Warden {
   auditor: Auditor;
   identity: Identity;
   vault: Vault;
+  /** Streams the ledger to SIEM sinks; its loops run while the node is open. */
+  exporter: Exporter;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -134,8 +137,11 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
           'vault: a connected account must be reconnected by its user',
         ),
     });
+    const exporter = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
+    await exporter.start();
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
+    registerExportMetrics(metrics, exporter);
     return {
       config,
       publicUrl: publicUrlOf(config),
@@ -148,8 +154,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor: ledger,
       identity,
       vault,
+      exporter,
       metrics,
       async close() {
+        await exporter.stop();
         vault.close();
         await ledger.close();
         await store.close();

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { rewrapAuditKeys } from '../../audit/index.ts';
 import { generateMasterKey, loadConfig, masterKeyFile, writeMasterKeyFile } from '../../core/index.ts';
+import { rewrapExportSecrets } from '../../export/index.ts';
 import { createWarden, rewrapCoreSecrets } from '../../http/index.ts';
 import { rewrapVaultSecrets } from '../../vault/index.ts';
 import { CliError } from '../cli-error.ts';
@@ -45,7 +46,8 @@ export function keysCommand(program: Command): void {
         const vault = await warden.store.transaction((tx) => rewrapVaultSecrets(tx, warden.keyring));
         // The ledger's sealed Ed25519 signing key.
         const audit = await rewrapAuditKeys(warden.store.db, warden.keyring);
-        const rewrapped = core + vault.rewrapped + audit;
+        const exported = await rewrapExportSecrets(warden.store.db, warden.keyring);
+        const rewrapped = core + vault.rewrapped + audit + exported;
         await warden.auditor.record({
           type: 'keys.master_rotated',
           actor: { type: 'system', id: 'cli' },

@@ -1,10 +1,11 @@
 import type { AnyRoute } from '../route.ts';
 import type { Warden } from '../warden.ts';
 import { auditRoutes } from './audit.ts';
+import { exportRoutes } from './export.ts';
 import { identityRoutes } from './identity.ts';
 import { vaultRoutes } from './vault.ts';
 
 /** Every part's admin API routes. Add a part's routes here (one line each). */
 export function allRoutes(warden: Warden): AnyRoute[] {
-  return [...identityRoutes(warden), ...auditRoutes(warden), ...vaultRoutes(warden)];
+  return [...identityRoutes(warden), ...auditRoutes(warden), ...vaultRoutes(warden), ...exportRoutes(warden)];
 }
