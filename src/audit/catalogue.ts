@@ -35,6 +35,11 @@ export const AUDIT_EVENT_TYPES = {
   'policy.changed': 'A policy set version was created, activated or rolled back.',
   'tool.call': 'An agent called a tool through the gateway.',
   'http.call': 'An agent called an HTTP API through the proxy.',
+  'upstream.created': 'An upstream MCP server or HTTP API was registered with the gateway.',
+  'upstream.approved': 'An admin approved an upstream and pinned its tool definitions.',
+  'upstream.removed': 'An upstream was removed from the gateway.',
+  'upstream.tool_withheld':
+    'An upstream tool definition differs from the approved one and was withheld from agents.',
   'approval.requested': 'A person was asked to approve an action.',
   'approval.decided': 'A person approved or denied an action.',
   'approval.expired': 'An approval request expired undecided.',

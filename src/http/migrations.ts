@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { auditMigrations } from '../audit/index.ts';
+import { gatewayMigrations } from '../gateway/index.ts';
 import { identityMigrations } from '../identity/index.ts';
 import { storeMigrations } from '../store/index.ts';
 
@@ -8,4 +9,5 @@ export const allMigrations: Record<string, Migration> = {
   ...storeMigrations,
   ...auditMigrations,
   ...identityMigrations,
+  ...gatewayMigrations,
 };

@@ -16,6 +16,13 @@ import {
   systemClock,
   type WardenConfig,
 } from '../core/index.ts';
+import {
+  type CredentialInjector,
+  Gateway,
+  type GatewayOptions,
+  type PolicyDecider,
+  type TokenVerifier,
+} from '../gateway/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { allMigrations } from './migrations.ts';
@@ -35,6 +42,7 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  gateway: Gateway;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -44,6 +52,17 @@ export interface CreateWardenOptions {
   logger?: Logger;
   /** Skip migrations (the CLI's `migrate` runs them itself). */
   migrate?: boolean;
+  /**
+   * Gateway settings and, until their parts are assembled here, the token verifier, decision
+   * point and vault it uses. Missing ones fail closed: no verifier refuses every call, no decider
+   * denies every call, no vault refuses upstreams that need a credential.
+   */
+  gateway?: {
+    options?: GatewayOptions;
+    tokenVerifier?: TokenVerifier;
+    decider?: PolicyDecider;
+    credentials?: CredentialInjector;
+  };
 }
 
 /** This node's id: configured, or generated once and kept in the data directory. */
@@ -103,11 +122,25 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const publicUrl = publicUrlOf(config);
+    const gateway = new Gateway({
+      store,
+      auditor,
+      identity,
+      clock,
+      logger: logger.child({ component: 'gateway' }),
+      publicUrl,
+      issuer: publicUrl,
+      tokenVerifier: options.gateway?.tokenVerifier,
+      decider: options.gateway?.decider,
+      credentials: options.gateway?.credentials,
+      options: options.gateway?.options,
+    });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
       config,
-      publicUrl: publicUrlOf(config),
+      publicUrl,
       nodeId,
       clock,
       logger,
@@ -116,8 +149,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      gateway,
       metrics,
       async close() {
+        await gateway.close();
         await store.close();
       },
     };
