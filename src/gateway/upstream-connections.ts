@@ -22,6 +22,11 @@ const credentialFetch: typeof fetch = (input, init) => {
   return fetch(input, { ...init, headers });
 };
 
+/** Connecting and listing may take longer than a call's budget (a stdio server starting up). */
+function discoveryTimeout(u: Upstream): number {
+  return Math.max(u.timeout_ms, 10_000);
+}
+
 interface Entry {
   upstream: Upstream;
   client?: Promise<Client>;
@@ -95,7 +100,7 @@ export class UpstreamConnections {
             stderr: 'ignore',
           })
         : new StreamableHTTPClientTransport(new URL(u.url as string), { fetch: credentialFetch });
-    await client.connect(transport, { timeout: u.timeout_ms });
+    await client.connect(transport, { timeout: discoveryTimeout(u) });
     this.#logger.info({ upstream: u.name, transport: u.transport }, 'upstream connected');
     return client;
   }
@@ -110,7 +115,9 @@ export class UpstreamConnections {
         const list: Tool[] = [];
         let cursor: string | undefined;
         do {
-          const page = await client.listTools(cursor ? { cursor } : {}, { timeout: upstream.timeout_ms });
+          const page = await client.listTools(cursor ? { cursor } : {}, {
+            timeout: discoveryTimeout(upstream),
+          });
           list.push(...page.tools);
           cursor = page.nextCursor;
         } while (cursor && list.length < 10_000);
