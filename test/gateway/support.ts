@@ -9,7 +9,6 @@ import {
   exportJWK,
   generateKeyPair,
   type JWK,
-  type KeyObject,
   SignJWT,
 } from 'jose';
 import { type Clock, createLogger, loadConfig } from '../../src/core/index.ts';
