@@ -101,6 +101,29 @@ for (const backend of BACKENDS) {
   });
 }
 
+describe('warden login with a password', () => {
+  it('reads the password from stdin and saves a short-lived token', async () => {
+    const s = await startTestServer('sqlite');
+    const dir = tempDir();
+    const env = { WARDEN_URL: s.url, WARDEN_CLI_CONFIG_DIR: dir };
+    const login = await runWarden(
+      ['login', '--username', 'admin', '--role', 'security_analyst'],
+      env,
+      `${s.adminPassword}\n`,
+    );
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, /as admin \(security_analyst\)/);
+    const denied = await runWarden(
+      ['providers', 'create', 'x', '--contact', 'c', '--jwks', '/dev/null'],
+      env,
+    );
+    assert.equal(denied.code, 1);
+    const wrong = await runWarden(['login', '--username', 'admin'], env, 'not-the-password\n');
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /wrong username or password \(ERR_BAD_CREDENTIALS\)/);
+  });
+});
+
 describe('warden CLI errors', () => {
   it('exits non-zero with the server’s reason and the invalid fields', async () => {
     const s = await startTestServer('sqlite');

@@ -371,3 +371,49 @@ describe('registry refuses bad input and changes nothing', () => {
     assert.match(metrics, /warden_http_requests_total\{method="GET",route="\/v1\/agents",status="200"\} 1/);
   });
 });
+
+describe('password sign-in', () => {
+  it('issues a short-lived token for the right password and a role the user holds', async () => {
+    const s = await startTestServer('sqlite');
+    const res = await s.call(
+      'POST',
+      '/v1/login',
+      { username: 'admin', password: s.adminPassword, role: 'auditor' },
+      null,
+    );
+    assert.equal(res.status, 201);
+    assert.equal(res.body.role, 'auditor');
+    const me = await s.call('GET', '/v1/me', undefined, res.body.token);
+    assert.equal(me.body.role, 'auditor');
+  });
+
+  it('refuses a wrong password without saying which part was wrong, records it, and throttles guessing', async () => {
+    const s = await startTestServer('sqlite');
+    const unknown = await s.call('POST', '/v1/login', { username: 'nobody', password: 'x' }, null);
+    const wrong = await s.call('POST', '/v1/login', { username: 'admin', password: 'wrong-password' }, null);
+    assert.equal(unknown.status, 401);
+    assert.equal(wrong.status, 401);
+    assert.equal(unknown.body.detail, wrong.body.detail);
+    for (let i = 0; i < 4; i++)
+      await s.call('POST', '/v1/login', { username: 'admin', password: 'guess' }, null);
+    const throttled = await s.call(
+      'POST',
+      '/v1/login',
+      { username: 'admin', password: s.adminPassword },
+      null,
+    );
+    assert.equal(throttled.status, 429);
+    assert.ok(Number(throttled.headers.get('retry-after')) > 0);
+    const failures = await s.warden.store.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('type', '=', 'auth.login_failed')
+      .execute();
+    assert.ok(failures.length >= 5);
+    const bodies = await s.warden.store.db.selectFrom('audit_events').select('body').execute();
+    assert.ok(
+      !bodies.some((b) => String(b.body).includes('wrong-password')),
+      'a password never reaches the ledger',
+    );
+  });
+});
