@@ -221,6 +221,8 @@ export async function startGatewayNode(
     databaseUrl?: string;
     clock?: Clock;
     nodeId?: string;
+    /** Nodes sharing a database must share its master key. */
+    masterKey?: string;
     /** Registers cleanup (default: `after` of the current test or file). */
     cleanup?: (fn: () => Promise<void>) => void;
   },
@@ -236,6 +238,7 @@ export async function startGatewayNode(
     WARDEN_PUBLIC_URL: publicUrl,
     WARDEN_LOG_LEVEL: 'silent',
     ...(o.nodeId ? { WARDEN_NODE_ID: o.nodeId } : {}),
+    ...(o.masterKey ? { WARDEN_MASTER_KEY: o.masterKey } : {}),
     ...(db.url ? { WARDEN_DATABASE_URL: db.url } : {}),
   });
   const clock = o.clock;
