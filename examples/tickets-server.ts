@@ -34,7 +34,7 @@ interface Ticket {
 }
 
 /** Builds the MCP server (one per request in stateless mode) over shared state. */
-function buildMcp(state: { tickets: Ticket[]; createDescription: string; slowMs: number }): McpServer {
+export function buildMcp(state: { tickets: Ticket[]; createDescription: string; slowMs: number }): McpServer {
   const mcp = new McpServer({ name: 'tickets-and-payments', version: '1.0.0' });
   mcp.registerTool(
     'search',

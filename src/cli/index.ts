@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { WardenError } from '../core/index.ts';
 import { CliError } from './cli-error.ts';
+import { gatewayCommand } from './commands/gateway.ts';
 import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   loginCommand(program);
   registryCommands(program);
   keysCommand(program);
+  gatewayCommand(program);
   return program;
 }
 
