@@ -9,7 +9,7 @@ import {
   jwtVerify,
 } from 'jose';
 import type { Clock } from '../core/index.ts';
-import { isUniqueViolation, type Store } from '../store/index.ts';
+import type { Store } from '../store/index.ts';
 import { TokenRefusal } from './access-token.ts';
 
 /** Asymmetric algorithms accepted for DPoP proofs (never `none`, never HMAC). */
@@ -25,18 +25,29 @@ export interface ReplayCache {
   claim(key: string, expiresAt: number): Promise<boolean>;
 }
 
-/** The replay cache in the shared store: a primary-key insert per proof, so every node sees it. */
+/**
+ * The replay cache in the shared store: a primary-key insert per proof, so every node sees it.
+ * Claims arriving together are written in one statement (`ON CONFLICT DO NOTHING … RETURNING`),
+ * so concurrent calls share a commit instead of queueing for one each.
+ */
 export class StoreReplayCache implements ReplayCache {
   readonly #store: Store;
   readonly #clock: Clock;
   #lastPrune = 0;
+  #pending: {
+    key: string;
+    expiresAt: number;
+    resolve: (fresh: boolean) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  #flushing = false;
 
   constructor(store: Store, clock: Clock) {
     this.#store = store;
     this.#clock = clock;
   }
 
-  async claim(key: string, expiresAt: number): Promise<boolean> {
+  claim(key: string, expiresAt: number): Promise<boolean> {
     const now = this.#clock.now();
     if (now - this.#lastPrune > 60_000) {
       this.#lastPrune = now;
@@ -46,26 +57,39 @@ export class StoreReplayCache implements ReplayCache {
         .execute()
         .catch(() => {});
     }
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ key, expiresAt, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
     try {
-      await this.#store.db.insertInto('gateway_dpop_proofs').values({ key, expires_at: expiresAt }).execute();
-      return true;
-    } catch (e) {
-      if (!isUniqueViolation(e)) throw e;
-      // A row left from an expired proof may be reused; a live one is a replay.
-      const row = await this.#store.db
-        .selectFrom('gateway_dpop_proofs')
-        .select('expires_at')
-        .where('key', '=', key)
-        .executeTakeFirst();
-      return row !== undefined && Number(row.expires_at) < now
-        ? await this.#store.db
-            .updateTable('gateway_dpop_proofs')
-            .set({ expires_at: expiresAt })
-            .where('key', '=', key)
-            .where('expires_at', '<', now)
-            .executeTakeFirst()
-            .then((r) => Number(r.numUpdatedRows) === 1)
-        : false;
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.splice(0, 500);
+        const unique = [...new Map(batch.map((c) => [c.key, c])).values()];
+        try {
+          const rows = await this.#store.db
+            .insertInto('gateway_dpop_proofs')
+            .values(unique.map((c) => ({ key: c.key, expires_at: c.expiresAt })))
+            .onConflict((oc) => oc.column('key').doNothing())
+            .returning('key')
+            .execute();
+          const inserted = new Set(rows.map((r) => r.key as string));
+          const granted = new Set<string>();
+          for (const c of batch) {
+            // The first claim of a newly inserted key wins; every other claim is a replay.
+            const fresh = inserted.has(c.key) && !granted.has(c.key);
+            if (fresh) granted.add(c.key);
+            c.resolve(fresh);
+          }
+        } catch (e) {
+          for (const c of batch) c.reject(e);
+        }
+      }
+    } finally {
+      this.#flushing = false;
     }
   }
 }
