@@ -25,6 +25,7 @@ import { DpopVerifier, StoreReplayCache } from './dpop.ts';
 import { GatewayDenial } from './gateway-denial.ts';
 import { type GatewayOptions, type GatewaySettings, gatewayOptionsSchema } from './options.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import type { TokenStatus } from './revocations.ts';
 import type { Upstream } from './schemas.ts';
 import { type Step, StepStats, type StepTimings } from './step-timings.ts';
 import { toolDefinitionHash } from './tool-pin.ts';
@@ -43,6 +44,8 @@ export interface GatewayDeps {
   issuer: string;
   /** Verifies Warden-issued access tokens. Absent: every call is refused. */
   tokenVerifier?: TokenVerifier | undefined;
+  /** Whether a verified token is still in force (the token service's records). */
+  tokenStatus?: TokenStatus | undefined;
   /** The decision point. Absent: every call is denied. */
   decider?: PolicyDecider | undefined;
   /** The credential vault. Absent: upstreams that need a credential cannot be called. */
@@ -281,6 +284,7 @@ export class Gateway {
     const t1 = performance.now();
     let principal: CallPrincipal;
     try {
+      await this.#deps.tokenStatus?.check(claims);
       principal = await this.#gate.identify(claims);
     } catch (e) {
       return this.#refuse(call, ctx, 'invalid_token', e, claims.client_id);

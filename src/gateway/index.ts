@@ -30,6 +30,7 @@ export { gatewayMigrations } from './migrations.ts';
 export { type GatewayOptions, type GatewaySettings, gatewayOptionsSchema } from './options.ts';
 export { mountProtectedResourceMetadata, protectedResourceMetadata } from './protected-resource.ts';
 export { RateLimiter } from './rate-limiter.ts';
+export { type IssuedTokenLookup, RevocationGate, type TokenStatus } from './revocations.ts';
 export { matchRoute } from './route-match.ts';
 export {
   type RouteRule,

@@ -18,7 +18,7 @@ export function matchRoute(
 ): RouteMatch | undefined {
   if (/%2f|%5c|\\/i.test(path)) return undefined;
   const segments = path.split('/').slice(1);
-  if (segments.some((s) => s === '..' || s === '.')) return undefined;
+  if (segments.some((s) => /^(\.|%2e){1,2}$/i.test(s))) return undefined;
   for (const rule of rules) {
     if (rule.method !== '*' && rule.method !== method && !(rule.method === 'GET' && method === 'HEAD'))
       continue;
