@@ -120,8 +120,14 @@ export function parseIntent(value: unknown): AuditIntent | undefined {
   }
   if (value && typeof value === 'object') {
     const o = value as Record<string, unknown>;
-    const intent = { text: clip(o.text, 4000), task_id: clip(o.task_id, 200), goal: clip(o.goal, 1000) };
-    return intent.text || intent.task_id || intent.goal ? intent : undefined;
+    const intent: AuditIntent = {};
+    const text = clip(o.text, 4000);
+    const taskId = clip(o.task_id, 200);
+    const goal = clip(o.goal, 1000);
+    if (text) intent.text = text;
+    if (taskId) intent.task_id = taskId;
+    if (goal) intent.goal = goal;
+    return Object.keys(intent).length > 0 ? intent : undefined;
   }
   return undefined;
 }
@@ -169,6 +175,15 @@ export class Gateway {
       now: () => deps.clock.now(),
     });
     this.mcpResource = `${deps.publicUrl}${this.settings.mcpPath}`;
+    const missing = Object.entries(this.wiring)
+      .filter(([, wired]) => !wired)
+      .map(([part]) => part);
+    if (missing.length > 0) {
+      deps.logger.warn(
+        { missing },
+        'gateway parts not wired on this node; the gateway fails closed for them',
+      );
+    }
     this.#unsubscribe = deps.store.changes.subscribe(UPSTREAM_CHANNEL, (c) => {
       this.#catalog = undefined;
       void this.connections.drop(String(c.payload.name ?? ''));
