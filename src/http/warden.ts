@@ -25,6 +25,7 @@ import {
 } from '../gateway/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
 const KEY_CHECK = 'master_key_check';
@@ -42,6 +43,7 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  vault: Vault;
   gateway: Gateway;
   metrics: Registry;
   close(): Promise<void>;
@@ -122,6 +124,20 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const vault = new Vault({
+      store,
+      keyring,
+      auditor,
+      clock,
+      logger,
+      settings: { nodeId },
+      // No notification channel exists yet: the broken account is in the ledger and the log.
+      onAccountBroken: (n) =>
+        logger.warn(
+          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
+          'vault: a connected account must be reconnected by its user',
+        ),
+    });
     const publicUrl = publicUrlOf(config);
     const gateway = new Gateway({
       store,
@@ -133,7 +149,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       issuer: publicUrl,
       tokenVerifier: options.gateway?.tokenVerifier,
       decider: options.gateway?.decider,
-      credentials: options.gateway?.credentials,
+      credentials: options.gateway?.credentials ?? vault,
       options: options.gateway?.options,
     });
     const metrics = new Registry();
@@ -149,10 +165,12 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      vault,
       gateway,
       metrics,
       async close() {
         await gateway.close();
+        vault.close();
         await store.close();
       },
     };
