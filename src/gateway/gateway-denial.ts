@@ -124,7 +124,8 @@ export class GatewayDenial extends Error {
       );
     }
     // An upstream's own JSON-RPC error is passed on by code and message (they are the upstream's words).
-    const detail = e instanceof McpError ? `: ${e.message.slice(0, 500)}` : '';
+    const detail =
+      e instanceof McpError ? `: ${e.message.replace(/^MCP error -?\d+: /, '').slice(0, 500)}` : '';
     return new GatewayDenial(`the upstream ${upstream.name} failed${detail}`, {
       code: 'ERR_UPSTREAM_FAILED',
       mcpCode: MCP_ERRORS.upstream,
@@ -151,9 +152,12 @@ export class GatewayDenial extends Error {
     });
   }
 
-  /** The MCP (JSON-RPC) error for this refusal. */
-  toMcpError(): McpError {
-    return new McpError(this.mcpCode, this.message, {
+  /**
+   * The MCP (JSON-RPC) error for this refusal: an Error carrying `code` and `data`, which the SDK
+   * sends as the JSON-RPC error as is (an `McpError` would prefix its message twice on the way).
+   */
+  toMcpError(): Error & { code: number; data: Record<string, unknown> } {
+    return jsonRpcError(this.mcpCode, this.message, {
       code: this.code,
       ...(this.decision
         ? {
@@ -165,4 +169,13 @@ export class GatewayDenial extends Error {
       ...(this.retryAfter ? { retry_after: this.retryAfter } : {}),
     });
   }
+}
+
+/** An error the MCP SDK turns into a JSON-RPC error response with exactly this code, message and data. */
+export function jsonRpcError(
+  code: number,
+  message: string,
+  data: Record<string, unknown>,
+): Error & { code: number; data: Record<string, unknown> } {
+  return Object.assign(new Error(message), { code, data });
 }

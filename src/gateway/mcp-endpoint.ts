@@ -13,7 +13,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditIntent } from '../audit/index.ts';
 import { WardenError } from '../core/index.ts';
 import { type Authenticated, type Gateway, type IncomingCall, parseIntent } from './gateway.ts';
-import { GatewayDenial, MCP_ERRORS } from './gateway-denial.ts';
+import { GatewayDenial, jsonRpcError, MCP_ERRORS } from './gateway-denial.ts';
 
 /** The `_meta` key (and HTTP header) an agent declares its intent with. */
 export const INTENT_META_KEY = 'warden/intent';
@@ -51,11 +51,11 @@ function intentOf(meta: unknown, header: AuditIntent | undefined): AuditIntent |
   return fromMeta ?? header;
 }
 
-function mcpErrorOf(e: unknown): McpError {
+function mcpErrorOf(e: unknown): Error {
   if (e instanceof GatewayDenial) return e.toMcpError();
   if (e instanceof McpError) return e;
-  if (e instanceof WardenError) return new McpError(MCP_ERRORS.unavailable, e.message, { code: e.code });
-  return new McpError(MCP_ERRORS.internal, 'the gateway failed to process the call', {
+  if (e instanceof WardenError) return jsonRpcError(MCP_ERRORS.unavailable, e.message, { code: e.code });
+  return jsonRpcError(MCP_ERRORS.internal, 'the gateway failed to process the call', {
     code: 'ERR_INTERNAL',
   });
 }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startTicketsServer } from '../../examples/tickets-server.ts';
 import { BACKENDS, type Backend } from '../support/databases.ts';
+import { ROOT } from '../support/process.ts';
 import {
   type AgentKey,
   agentKey,
@@ -28,6 +30,7 @@ const TEMPLATE = {
     'tickets.refund',
     'limited.search',
     'slowdesk.slow',
+    'local.search',
   ],
 };
 
@@ -549,6 +552,23 @@ describe('MCP gateway decisions', () => {
     );
     const failed = (await toolEvents(s.node)).find((e) => e.error_code === 'ERR_UPSTREAM_TIMEOUT');
     assert.equal(failed.outcome, 'failure');
+  });
+
+  it('calls a stdio upstream (a command Warden starts) through the same path', async () => {
+    const s = await setup('sqlite');
+    const added = await s.node.call('POST', '/v1/gateway/upstreams', {
+      name: 'local',
+      transport: 'stdio',
+      command: { command: process.execPath, args: [join(ROOT, 'examples', 'tickets-stdio.ts')] },
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    assert.equal((await s.node.call('POST', '/v1/gateway/upstreams/local/approve')).status, 200);
+    const client = await connectAgent(s.node.mcpUrl, s.key, await s.token(), keep);
+    const r = await client.callTool({ name: 'local.search', arguments: { query: 'printer' } });
+    assert.match((r.content as { text: string }[])[0]?.text ?? '', /Printer on fire/);
+    const event = (await toolEvents(s.node)).at(-1);
+    assert.equal(event.resource.id, 'local.search');
+    assert.equal(event.outcome, 'success');
   });
 
   it('denies every call when no decision point is configured', async () => {
