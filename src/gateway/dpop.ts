@@ -153,6 +153,21 @@ export class DpopVerifier {
     return this.#algs;
   }
 
+  /** Imported proof keys, by their JWK: an agent signs every proof with the same key. */
+  readonly #keys = new Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>();
+
+  #importKey(jwk: JWK, alg: string): Promise<Awaited<ReturnType<typeof importJWK>>> {
+    const id = `${alg}:${JSON.stringify(jwk)}`;
+    let key = this.#keys.get(id);
+    if (!key) {
+      if (this.#keys.size >= 10_000) this.#keys.clear();
+      key = importJWK(jwk, alg);
+      key.catch(() => this.#keys.delete(id));
+      this.#keys.set(id, key);
+    }
+    return key;
+  }
+
   /** @throws TokenRefusal with an `ERR_DPOP_…` code. */
   async verify(input: DpopInput): Promise<void> {
     if (input.proofs.length !== 1) {
@@ -176,7 +191,7 @@ export class DpopVerifier {
     if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw bad('the DPoP proof jwk must be a public key');
     let payload: Record<string, unknown>;
     try {
-      const key = await importJWK(jwk, header.alg);
+      const key = await this.#importKey(jwk, header.alg);
       ({ payload } = await jwtVerify(proof, key, {
         typ: 'dpop+jwt',
         algorithms: [header.alg],

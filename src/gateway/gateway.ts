@@ -6,6 +6,7 @@ import type {
   Resource,
   Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import { decodeJwt } from 'jose';
 import type { AuditEventInput, AuditIntent, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import { type Clock, InvalidRequestError, type Logger, NotFoundError, WardenError } from '../core/index.ts';
 import type { Caller, Identity } from '../identity/index.ts';
@@ -99,6 +100,16 @@ const refusingVerifier: TokenVerifier = {
     );
   },
 };
+
+/** `cnf.jkt` of a token, read before its signature is checked (used only once it is). */
+function boundKeyOf(token: string): string | undefined {
+  try {
+    const cnf = (decodeJwt(token) as { cnf?: { jkt?: unknown } }).cnf;
+    return typeof cnf?.jkt === 'string' ? cnf.jkt : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function matches(pattern: string, name: string): boolean {
   if (pattern === '*' || pattern === name) return true;
@@ -258,10 +269,30 @@ export class Gateway {
     }
     const scheme = (m[1] as string).toLowerCase();
     const token = m[2] as string;
+    // The proof is checked while the token signature is (both are asymmetric verifications and
+    // the proof's replay claim is a database write): the proof is bound to the key named in the
+    // token, and nothing is trusted until both checks have passed.
+    const hint = boundKeyOf(token);
+    const proofCheck =
+      scheme === 'dpop' && hint
+        ? this.#dpop
+            .verify({
+              proofs: call.dpop,
+              method: call.method,
+              url: `${this.#deps.publicUrl}${call.url}`,
+              accessToken: token,
+              jkt: hint,
+            })
+            .then(
+              () => undefined,
+              (e: unknown) => e ?? new Error('DPoP check failed'),
+            )
+        : undefined;
     let claims: Awaited<ReturnType<TokenVerifier['verify']>>;
     try {
       claims = await this.#verifier.verify(token, audience);
     } catch (e) {
+      await proofCheck;
       return this.#refuse(call, ctx, 'invalid_token', e);
     }
     const jkt = claims.cnf?.jkt;
@@ -284,17 +315,11 @@ export class Gateway {
         ),
       );
     }
-    try {
-      await this.#dpop.verify({
-        proofs: call.dpop,
-        method: call.method,
-        url: `${this.#deps.publicUrl}${call.url}`,
-        accessToken: token,
-        jkt,
-      });
-    } catch (e) {
-      return this.#refuse(call, ctx, 'invalid_dpop_proof', e);
-    }
+    const proofError =
+      jkt === hint
+        ? await proofCheck
+        : new TokenRefusal('ERR_DPOP_INVALID', 'the DPoP proof could not be checked');
+    if (proofError) return this.#refuse(call, ctx, 'invalid_dpop_proof', proofError);
     const authMs = elapsed(t0);
     const t1 = performance.now();
     let principal: CallPrincipal;
