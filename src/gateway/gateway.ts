@@ -439,6 +439,14 @@ export class Gateway {
     const toolKey = `tool:${spec.limitKey}`;
     try {
       if (spec.blocked) throw spec.blocked;
+      const missingScopes = spec.upstream.scopes.filter((sc) => !p.scopes.includes(sc));
+      if (missingScopes.length > 0) {
+        throw GatewayDenial.denied(
+          `the token lacks the scope ${missingScopes.join(' ')}`,
+          undefined,
+          'ERR_INSUFFICIENT_SCOPE',
+        );
+      }
       const agentWait = this.#limiter.take(agentKey, toBucket(this.settings.agentRateLimit));
       if (agentWait > 0) throw GatewayDenial.rateLimited('the agent exceeded its call rate', agentWait);
       const toolWait = this.#limiter.take(

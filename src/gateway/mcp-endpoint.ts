@@ -12,7 +12,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditIntent } from '../audit/index.ts';
 import { WardenError } from '../core/index.ts';
-import { type Authenticated, type Gateway, type IncomingCall, parseIntent } from './gateway.ts';
+import { type Authenticated, type Gateway, type IncomingCall, parseIntent, unwrapUri } from './gateway.ts';
 import { GatewayDenial, jsonRpcError, MCP_ERRORS } from './gateway-denial.ts';
 
 /** The `_meta` key (and HTTP header) an agent declares its intent with. */
@@ -117,14 +117,21 @@ function serverFor(gateway: Gateway, auth: Authenticated, headerIntent: AuditInt
   return server;
 }
 
-/** Tool names of `tools/call` messages in a body, to check their upstream's scopes at the HTTP layer. */
-function calledTools(body: unknown): string[] {
+/**
+ * The upstreams named by the calls in a body (`tools/call`, `prompts/get` by name, `resources/read`
+ * by URI), so their scopes are checked at the HTTP layer and a missing scope is a 403 challenge.
+ */
+function calledUpstreams(body: unknown): string[] {
   const messages = Array.isArray(body) ? body : [body];
   const out: string[] = [];
   for (const m of messages) {
-    if (m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call') {
-      const name = (m as { params?: { name?: unknown } }).params?.name;
-      if (typeof name === 'string') out.push(name);
+    if (!m || typeof m !== 'object') continue;
+    const { method, params } = m as { method?: unknown; params?: { name?: unknown; uri?: unknown } };
+    if ((method === 'tools/call' || method === 'prompts/get') && typeof params?.name === 'string') {
+      out.push(params.name.split('.')[0] as string);
+    } else if (method === 'resources/read' && typeof params?.uri === 'string') {
+      const u = unwrapUri(params.uri);
+      if (u) out.push(u.upstream);
     }
   }
   return out;
@@ -138,10 +145,8 @@ export function mountMcpEndpoint(app: FastifyInstance, gateway: Gateway): void {
   const path = gateway.settings.mcpPath;
   app.post(path, async (request, reply) => {
     const auth = await gateway.authenticate(incomingCall(request), path, gateway.mcpResource);
-    for (const name of calledTools(request.body)) {
-      const upstream = (await gateway.catalog()).find(
-        (u) => u.kind === 'mcp' && name.startsWith(`${u.name}.`),
-      );
+    for (const name of calledUpstreams(request.body)) {
+      const upstream = (await gateway.catalog()).find((u) => u.kind === 'mcp' && u.name === name);
       if (upstream) gateway.checkScopes(auth, upstream, path);
     }
     const headerIntent = parseIntent(request.headers[INTENT_HEADER]);
@@ -156,7 +161,13 @@ export function mountMcpEndpoint(app: FastifyInstance, gateway: Gateway): void {
       void transport.close();
       void server.close();
     });
-    await transport.handleRequest(request.raw, reply.raw, request.body);
+    try {
+      await transport.handleRequest(request.raw, reply.raw, request.body);
+    } catch (e) {
+      request.log.error({ err: { message: (e as Error).message } }, 'MCP request failed');
+      if (!reply.raw.headersSent) reply.raw.writeHead(500, { 'content-type': 'application/json' });
+      reply.raw.end();
+    }
   });
   const notAllowed = async (_request: FastifyRequest, reply: import('fastify').FastifyReply) =>
     reply.status(405).header('allow', 'POST').type('application/problem+json').send({
