@@ -10,7 +10,14 @@ export const upstreamNameSchema = z
     'lower-case letters, digits, "_" and "-" (no dots: the name is a namespace)',
   );
 
-const httpUrl = z.url({ protocol: /^https?$/ }).max(2000);
+/** Upstream URLs never carry credentials: those live in the vault and are injected per call. */
+const httpUrl = z
+  .url({ protocol: /^https?$/ })
+  .max(2000)
+  .refine((u) => {
+    const url = new URL(u);
+    return url.username === '' && url.password === '';
+  }, 'credentials do not belong in the URL; store them in the vault and name them in "credential"');
 
 /** One HTTP proxy rule: requests matching method + path pattern are the Cedar resource `Endpoint::<endpoint>`. */
 export const routeRuleSchema = z

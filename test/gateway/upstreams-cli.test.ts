@@ -71,6 +71,12 @@ describe('warden upstreams (CLI and admin API)', () => {
 
     const bad = await s.call('POST', '/v1/gateway/upstreams', { name: 'has.dot', url: upstream.url });
     assert.equal(bad.status, 400);
+    const secretInUrl = await s.call('POST', '/v1/gateway/upstreams', {
+      name: 'leaky',
+      url: 'https://user:hunter2@api.example.test/mcp',
+    });
+    assert.equal(secretInUrl.status, 400);
+    assert.ok(!JSON.stringify(secretInUrl.body).includes('hunter2'), 'the refusal does not echo the secret');
     const noRoutes = await s.call('POST', '/v1/gateway/upstreams', {
       name: 'api',
       kind: 'http',
