@@ -7,6 +7,7 @@ import type {
   Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { decodeJwt } from 'jose';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { AuditEventInput, AuditIntent, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import { type Clock, InvalidRequestError, type Logger, NotFoundError, WardenError } from '../core/index.ts';
 import type { Caller, Identity } from '../identity/index.ts';
@@ -52,6 +53,8 @@ export interface GatewayDeps {
   /** The credential vault. Absent: upstreams that need a credential cannot be called. */
   credentials?: CredentialInjector | undefined;
   options?: GatewayOptions | undefined;
+  /** Prometheus registry for the gateway's call and step metrics. */
+  metrics?: Registry | undefined;
 }
 
 /** An HTTP request as the gateway's authentication step sees it. */
@@ -165,9 +168,26 @@ export class Gateway {
   readonly #withheld = new Set<string>();
   #catalog: { list: Upstream[]; at: number } | undefined;
   readonly #unsubscribe: () => void;
+  readonly #calls: Counter<'kind' | 'outcome'> | undefined;
+  readonly #steps: Histogram<'step'> | undefined;
 
   constructor(deps: GatewayDeps) {
     this.#deps = deps;
+    if (deps.metrics) {
+      this.#calls = new Counter({
+        name: 'warden_gateway_calls_total',
+        help: 'Agent calls through the gateway by kind (tool.call, http.call) and outcome',
+        labelNames: ['kind', 'outcome'],
+        registers: [deps.metrics],
+      });
+      this.#steps = new Histogram({
+        name: 'warden_gateway_step_seconds',
+        help: 'Time per step of the gateway path (auth, identify, policy, vault, upstream, audit, total)',
+        labelNames: ['step'],
+        buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+        registers: [deps.metrics],
+      });
+    }
     this.settings = gatewayOptionsSchema.parse(deps.options ?? {});
     this.#verifier = deps.tokenVerifier ?? refusingVerifier;
     this.#decider = deps.decider ?? denyAllDecider;
@@ -561,6 +581,9 @@ export class Gateway {
       timings.audit = elapsed(ta);
       timings.total = elapsed(start) + (timings.auth ?? 0) + (timings.identify ?? 0);
       this.stats.add(timings);
+      this.#calls?.inc({ kind: spec.kind, outcome });
+      if (this.#steps)
+        for (const [step, ms] of Object.entries(timings)) this.#steps.observe({ step }, ms / 1000);
     }
     if (failure) throw failure;
     return result as T;

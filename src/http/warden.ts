@@ -138,8 +138,11 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
           'vault: a connected account must be reconnected by its user',
         ),
     });
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     const publicUrl = publicUrlOf(config);
     const gateway = new Gateway({
+      metrics,
       store,
       auditor,
       identity,
@@ -152,8 +155,6 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       credentials: options.gateway?.credentials ?? vault,
       options: options.gateway?.options,
     });
-    const metrics = new Registry();
-    collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
       config,
       publicUrl,

@@ -185,6 +185,9 @@ for (const backend of BACKENDS) {
       for (const step of ['auth', 'identify', 'policy', 'vault', 'upstream']) {
         assert.equal(typeof event.details.timings_ms[step], 'number', `timing of ${step}`);
       }
+      const metrics = await (await fetch(`${s.node.url}/metrics`)).text();
+      assert.match(metrics, /warden_gateway_calls_total\{kind="tool.call",outcome="success"\} 1/);
+      assert.match(metrics, /warden_gateway_step_seconds_count\{step="upstream"\} 1/);
       const decided = s.decider.requests.find((r) => r.action === 'call_tool' && r.context.args);
       assert.deepEqual(
         decided?.context.args,
