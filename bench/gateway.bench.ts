@@ -56,12 +56,18 @@ export async function run(): Promise<void> {
   const upstream = await start([join(ROOT, 'examples', 'tickets-server.ts'), '--port', String(upPort)], {});
   const upstreamUrl = `http://127.0.0.1:${upPort}/mcp`;
   const gwPort = await freePort();
-  const gw = await start([join(ROOT, 'bench', 'gateway-node.ts')], {
-    BENCH_PORT: String(gwPort),
-    BENCH_UPSTREAM_URL: upstreamUrl,
-    BENCH_ISSUER_JWKS: JSON.stringify({ keys: [{ ...issuerJwk, kid, alg: 'ES256', use: 'sig' }] }),
-    BENCH_AGENT_JWKS: JSON.stringify({ keys: [{ ...agentJwk, kid: jkt, alg: 'ES256', use: 'sig' }] }),
-  });
+  const gw = await start(
+    [
+      ...(process.env.BENCH_GW_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_GW_PROFILE] : []),
+      join(ROOT, 'bench', 'gateway-node.ts'),
+    ],
+    {
+      BENCH_PORT: String(gwPort),
+      BENCH_UPSTREAM_URL: upstreamUrl,
+      BENCH_ISSUER_JWKS: JSON.stringify({ keys: [{ ...issuerJwk, kid, alg: 'ES256', use: 'sig' }] }),
+      BENCH_AGENT_JWKS: JSON.stringify({ keys: [{ ...agentJwk, kid: jkt, alg: 'ES256', use: 'sig' }] }),
+    },
+  );
   const { url: gwUrl, agentId } = JSON.parse(gw.line) as { url: string; agentId: string };
   const mcpUrl = `${gwUrl}/mcp`;
   const now = Math.floor(Date.now() / 1000);
