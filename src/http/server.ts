@@ -20,6 +20,7 @@ import type { Caller } from '../identity/index.ts';
 import { buildOpenApi } from './openapi.ts';
 import type { AnyRoute } from './route.ts';
 import { allRoutes } from './routes/index.ts';
+import { registerTokens } from './routes/tokens.ts';
 import type { Warden } from './warden.ts';
 
 declare module 'fastify' {
@@ -219,6 +220,8 @@ export async function buildServer(
       },
     });
   }
+
+  registerTokens(app, warden);
 
   const openapi = buildOpenApi(routes, { version: VERSION, serverUrl: warden.publicUrl });
   app.get('/openapi.json', async () => openapi);

@@ -18,6 +18,7 @@ import {
 } from '../core/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { TokenService } from '../tokens/index.ts';
 import { allMigrations } from './migrations.ts';
 
 const KEY_CHECK = 'master_key_check';
@@ -35,6 +36,8 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  /** The OAuth 2 authorization server for agents. */
+  tokens: TokenService;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -103,11 +106,23 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const publicUrl = publicUrlOf(config);
+    const tokens = await TokenService.create({
+      issuer: publicUrl,
+      config: config.tokens,
+      trustProxy: config.http.trustProxy,
+      store,
+      keyring,
+      clock,
+      logger: logger.child({ component: 'tokens' }),
+      auditor,
+      agents: identity.agents,
+    });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
       config,
-      publicUrl: publicUrlOf(config),
+      publicUrl,
       nodeId,
       clock,
       logger,
@@ -116,8 +131,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      tokens,
       metrics,
       async close() {
+        await tokens.close();
         await store.close();
       },
     };

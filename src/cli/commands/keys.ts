@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { generateMasterKey, loadConfig, masterKeyFile, writeMasterKeyFile } from '../../core/index.ts';
 import { createWarden, rewrapCoreSecrets } from '../../http/index.ts';
+import { rewrapTokenKeys } from '../../tokens/index.ts';
 import { CliError } from '../cli-error.ts';
 import { print } from '../output.ts';
 
@@ -38,7 +39,9 @@ export function keysCommand(program: Command): void {
       }
       const warden = await createWarden(config);
       try {
-        const rewrapped = await rewrapCoreSecrets(warden.store, warden.keyring);
+        const rewrapped =
+          (await rewrapCoreSecrets(warden.store, warden.keyring)) +
+          (await rewrapTokenKeys(warden.store, warden.keyring));
         await warden.auditor.record({
           type: 'keys.master_rotated',
           actor: { type: 'system', id: 'cli' },
