@@ -192,10 +192,19 @@ export class TokenService {
           enabled: true,
           defaultResource: async () => this.resources[0] as string,
           useGrantedResource: async () => false,
-          getResourceServerInfo: async (_ctx, resource, client) => {
+          getResourceServerInfo: async (ctx, resource, client) => {
             if (!resources.has(resource)) throw new errors.InvalidTarget();
             const extra = client as unknown as Record<string, unknown>;
             const template = requestTemplate(extra);
+            // Scopes outside the template are dropped (the response says what was granted); a
+            // request for nothing the template allows is refused rather than answered with an
+            // empty token.
+            const requested = String(ctx.oidc.params?.scope ?? '')
+              .split(' ')
+              .filter(Boolean);
+            if (requested.length > 0 && !requested.some((s) => template.allowedScopes.includes(s))) {
+              throw new errors.InvalidScope('none of the requested scopes is allowed for this agent', requested.join(' '));
+            }
             return {
               audience: resource,
               scope: template.allowedScopes.join(' '),
@@ -280,6 +289,10 @@ export class TokenService {
     const route = ctx.oidc.route;
     const error = this.#errors.get(ctx);
     if (route === 'token') {
+      if (error && /DPoP proof JWT Replay detected/.test(String(error.error_detail ?? error.message))) {
+        // RFC 9449 §4.3: a replayed proof is an invalid proof (the library says invalid_grant).
+        ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
+      }
       if (ctx.status === 200 && isObject(ctx.body) && typeof ctx.body.access_token === 'string') {
         await this.#recordIssued(ctx, state, started);
       } else {

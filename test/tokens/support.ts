@@ -178,12 +178,21 @@ export async function requestToken(
     return f;
   };
   const proof = options.proof ?? ((nonce) => dpopProof(keys, { htm: 'POST', htu: tokenUrl, ...(nonce ? { nonce } : {}) }));
-  let res = await postForm(tokenUrl, form(options.assertion ?? (await clientAssertion(agent, server.url))), {
+  if (options.assertion !== undefined) {
+    // A fixed assertion gets one try (its jti is spent even when the server then asks for a DPoP
+    // nonce), so fetch a nonce first with a throwaway assertion.
+    const probe = await postForm(tokenUrl, form(await clientAssertion(agent, server.url)), {
+      dpop: await dpopProof(keys, { htm: 'POST', htu: tokenUrl }),
+    });
+    const nonce = probe.headers.get('dpop-nonce') ?? undefined;
+    return postForm(tokenUrl, form(options.assertion), { dpop: await proof(nonce) });
+  }
+  let res = await postForm(tokenUrl, form(await clientAssertion(agent, server.url)), {
     dpop: await proof(undefined),
   });
   if (res.status === 400 && res.body?.error === 'use_dpop_nonce') {
     const nonce = res.headers.get('dpop-nonce') ?? undefined;
-    res = await postForm(tokenUrl, form(options.assertion ?? (await clientAssertion(agent, server.url))), {
+    res = await postForm(tokenUrl, form(await clientAssertion(agent, server.url)), {
       dpop: await proof(nonce),
     });
   }
