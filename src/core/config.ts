@@ -57,7 +57,10 @@ export const configSchema = z
          * Resource indicators (RFC 8707) tokens may be issued for: the gateway URL(s). Unset: the
          * public URL itself. A request without `resource` gets the first one.
          */
-        resources: z.array(z.url({ protocol: /^https?$/ })).max(50).default([]),
+        resources: z
+          .array(z.url({ protocol: /^https?$/ }))
+          .max(50)
+          .default([]),
         /** Algorithm of the access token signing keys. */
         signingAlg: z.enum(['ES256', 'EdDSA', 'RS256']).default('ES256'),
         /** A new signing key becomes active after this many seconds (default 30 days). */

@@ -28,10 +28,7 @@ export class ReplayCache {
       .insertInto('oauth_replay')
       .values({ id, expires_at: expires })
       .onConflict((oc) =>
-        oc
-          .column('id')
-          .doUpdateSet({ expires_at: expires })
-          .where('oauth_replay.expires_at', '<=', now),
+        oc.column('id').doUpdateSet({ expires_at: expires }).where('oauth_replay.expires_at', '<=', now),
       )
       .executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;

@@ -6,7 +6,12 @@ import type { Store } from '../store/index.ts';
  * Returns the named 32-byte server secret shared by every node (e.g. the DPoP nonce secret),
  * creating it on first use. Stored sealed; the first node to insert wins, the others read its value.
  */
-export async function sharedSecret(store: Store, keyring: Keyring, clock: Clock, name: string): Promise<Buffer> {
+export async function sharedSecret(
+  store: Store,
+  keyring: Keyring,
+  clock: Clock,
+  name: string,
+): Promise<Buffer> {
   const aad = `tokens.secret:${name}`;
   await store.db
     .insertInto('oauth_secrets')

@@ -107,7 +107,8 @@ export class SigningKeyStore {
     }));
     // Active keys first (more than one only after a start-up race), then newest first.
     return keys.sort(
-      (a, b) => Number(a.supersededAt !== null) - Number(b.supersededAt !== null) || b.createdAt - a.createdAt,
+      (a, b) =>
+        Number(a.supersededAt !== null) - Number(b.supersededAt !== null) || b.createdAt - a.createdAt,
     );
   }
 
@@ -182,7 +183,10 @@ export class SigningKeyStore {
 export async function rewrapTokenKeys(store: Store, keyring: Keyring): Promise<number> {
   return store.transaction(async (tx) => {
     let count = 0;
-    const keys = (await tx.selectFrom('oauth_signing_keys').select(['kid', 'private_jwk_sealed']).execute()) as {
+    const keys = (await tx
+      .selectFrom('oauth_signing_keys')
+      .select(['kid', 'private_jwk_sealed'])
+      .execute()) as {
       kid: string;
       private_jwk_sealed: string;
     }[];

@@ -1,7 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JWK, type JWTPayload, jwtVerify } from 'jose';
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  type JWK,
+  type JWTPayload,
+  jwtVerify,
+} from 'jose';
 import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditActor, Auditor, AuditRequestMeta } from '../audit/index.ts';
+import type { Keyring } from '../core/index.ts';
 import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
 import type { AgentRegistry } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
@@ -11,11 +19,22 @@ import { RateLimiter } from './rate-limiter.ts';
 import { ReplayCache } from './replay-cache.ts';
 import { type RequestState, withRequestState } from './request-state.ts';
 import { sharedSecret } from './server-secrets.ts';
-import { type SigningAlg, type SigningKey, SigningKeyStore } from './signing-keys.ts';
-import type { Keyring } from '../core/index.ts';
+import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
 
 /** Asymmetric JWS algorithms accepted for client assertions and DPoP proofs. `none` and HS* never. */
-const CLIENT_ALGS = ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'Ed25519', 'EdDSA'];
+const CLIENT_ALGS = [
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'Ed25519',
+  'EdDSA',
+];
 const ASSERTION_MAX_CHARS = 8 * 1024;
 const TOKEN_MAX_CHARS = 16 * 1024;
 const ROUTES = new Set(['token', 'introspection', 'revocation']);
@@ -77,9 +96,14 @@ export class TokenService {
     service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
     await service.#reload();
     service.#unsubscribe = opts.store.changes.subscribe('tokens.keys', () => {
-      service.reloadKeys().catch((e: unknown) =>
-        opts.logger.error({ err: { message: (e as Error).message } }, 'token signing keys could not be reloaded'),
-      );
+      service
+        .reloadKeys()
+        .catch((e: unknown) =>
+          opts.logger.error(
+            { err: { message: (e as Error).message } },
+            'token signing keys could not be reloaded',
+          ),
+        );
     });
     const every = (ms: number, fn: () => Promise<unknown>) => {
       const t = setInterval(() => {
@@ -203,7 +227,10 @@ export class TokenService {
               .split(' ')
               .filter(Boolean);
             if (requested.length > 0 && !requested.some((s) => template.allowedScopes.includes(s))) {
-              throw new errors.InvalidScope('none of the requested scopes is allowed for this agent', requested.join(' '));
+              throw new errors.InvalidScope(
+                'none of the requested scopes is allowed for this agent',
+                requested.join(' '),
+              );
             }
             return {
               audience: resource,
@@ -400,7 +427,10 @@ export class TokenService {
     return 'revoked';
   }
 
-  async #verifyAccessToken(token: string, opts: { ignoreExpiry?: boolean } = {}): Promise<JWTPayload | undefined> {
+  async #verifyAccessToken(
+    token: string,
+    opts: { ignoreExpiry?: boolean } = {},
+  ): Promise<JWTPayload | undefined> {
     if (token.length > TOKEN_MAX_CHARS) return undefined;
     try {
       const { payload } = await jwtVerify(token, this.#verifyKeys, {
@@ -457,7 +487,10 @@ export class TokenService {
             aud,
             scope: record.scope,
             requested_scope: requested,
-            narrowed: requested.split(' ').filter(Boolean).some((s) => !record.scope.split(' ').includes(s)),
+            narrowed: requested
+              .split(' ')
+              .filter(Boolean)
+              .some((s) => !record.scope.split(' ').includes(s)),
             dpop: record.jkt !== null,
             kid: record.kid,
             template_id: record.templateId,
@@ -468,7 +501,10 @@ export class TokenService {
       );
     } catch (e) {
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
-      this.#opts.logger.error({ err: { message: (e as Error).message } }, 'issued token could not be recorded');
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'issued token could not be recorded',
+      );
       ctx.status = 503;
       ctx.type = 'application/json';
       ctx.body = { error: 'temporarily_unavailable', error_description: 'the token could not be recorded' };
@@ -512,7 +548,10 @@ export class TokenService {
         },
       })
       .catch((e: unknown) =>
-        this.#opts.logger.error({ err: { message: (e as Error).message } }, 'token refusal could not be audited'),
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'token refusal could not be audited',
+        ),
       );
   }
 }

@@ -63,15 +63,23 @@ describe('token endpoint attack suite', async () => {
       await clientAssertion(agent, server.url, { key: attacker, header: { kid: 'unknown-kid' } }),
     );
     // The agent's own key under a kid it never registered is no better.
-    await refusedAsInvalidClient(await clientAssertion(agent, server.url, { header: { kid: 'unknown-kid' } }));
+    await refusedAsInvalidClient(
+      await clientAssertion(agent, server.url, { header: { kid: 'unknown-kid' } }),
+    );
   });
 
   it('ignores jku and x5u headers: keys come only from the registered JWKS', async () => {
     const attacker = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const attackerJwk = attacker.publicKey.export({ format: 'jwk' }) as JWK;
     const kid = await calculateJwkThumbprint(attackerJwk);
-    const header = { kid, jku: 'https://attacker.example/jwks.json', x5u: 'https://attacker.example/cert.pem' };
-    await refusedAsInvalidClient(await clientAssertion(agent, server.url, { key: attacker.privateKey, header }));
+    const header = {
+      kid,
+      jku: 'https://attacker.example/jwks.json',
+      x5u: 'https://attacker.example/cert.pem',
+    };
+    await refusedAsInvalidClient(
+      await clientAssertion(agent, server.url, { key: attacker.privateKey, header }),
+    );
     // The same headers on a genuinely signed assertion change nothing either way.
     const genuine = await requestToken(server, agent, {
       assertion: await clientAssertion(agent, server.url, { header: { jku: header.jku, x5u: header.x5u } }),
@@ -96,7 +104,9 @@ describe('token endpoint attack suite', async () => {
   it('refuses an assertion for the wrong audience, including the token endpoint URL', async () => {
     await refusedAsInvalidClient(await clientAssertion(agent, 'https://evil.example.test'));
     await refusedAsInvalidClient(await clientAssertion(agent, tokenUrl));
-    await refusedAsInvalidClient(await clientAssertion(agent, server.url, { claims: { aud: [server.url, 'x'] } }));
+    await refusedAsInvalidClient(
+      await clientAssertion(agent, server.url, { claims: { aud: [server.url, 'x'] } }),
+    );
   });
 
   it('refuses an assertion with the wrong issuer', async () => {
@@ -133,7 +143,11 @@ describe('token endpoint attack suite', async () => {
   it('demands a server nonce in DPoP proofs', async () => {
     const res = await postForm(
       tokenUrl,
-      { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: await clientAssertion(agent, server.url) },
+      {
+        grant_type: 'client_credentials',
+        client_assertion_type: ASSERTION_TYPE,
+        client_assertion: await clientAssertion(agent, server.url),
+      },
       { dpop: await dpopProof(await dpopKeys(), { htm: 'POST', htu: tokenUrl }) },
     );
     assert.equal(res.status, 400);
@@ -192,7 +206,10 @@ describe('token endpoint attack suite', async () => {
       await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', [oauth.allowInsecureRequests]: true }),
     );
     const stolen = new Request(url, {
-      headers: { authorization: `DPoP ${token}`, dpop: await dpopProof(thief, { htm: 'GET', htu: url, ath }) },
+      headers: {
+        authorization: `DPoP ${token}`,
+        dpop: await dpopProof(thief, { htm: 'GET', htu: url, ath }),
+      },
     });
     await assert.rejects(
       oauth.validateJwtAccessToken(as, stolen, GATEWAY, { [oauth.allowInsecureRequests]: true }),
@@ -214,13 +231,18 @@ describe('token endpoint attack suite', async () => {
 
   it('refuses an agent of a distrusted provider with invalid_client', async () => {
     const victim = await registerAgent(server, { scopes: ['tickets.read'], provider: 'shady-vendor' });
-    assert.equal((await server.call('POST', '/v1/providers/shady-vendor/distrust', { reason: 'x' })).status, 200);
+    assert.equal(
+      (await server.call('POST', '/v1/providers/shady-vendor/distrust', { reason: 'x' })).status,
+      200,
+    );
     const res = await requestToken(server, victim);
     assert.equal(res.status, 401);
     assert.equal(res.body.error, 'invalid_client');
     const events = await readEvents(server.warden.store.db, server.warden.nodeId, 0, 10_000);
     const refusal = events.filter((e) => e.type === 'token.refused' && e.actor.id === victim.id).at(-1);
-    assert.ok(refusal?.details?.reason === 'provider_distrusted' || refusal?.details?.reason === 'agent_suspended');
+    assert.ok(
+      refusal?.details?.reason === 'provider_distrusted' || refusal?.details?.reason === 'agent_suspended',
+    );
   });
 
   it('narrows a scope beyond the template, and refuses a request for only foreign scopes', async () => {

@@ -20,7 +20,7 @@ import {
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
-function cryptoKeyOf(agent: TestAgent): CryptoKey {
+function cryptoKeyOf(agent: TestAgent): oauth.CryptoKey {
   return agent.privateKey.toCryptoKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
 }
 
@@ -39,7 +39,7 @@ async function openidClientFor(server: TestServer, agent: TestAgent): Promise<cl
 async function oauth4Token(
   server: TestServer,
   agent: TestAgent,
-  dpopKeys: CryptoKeyPair,
+  dpopKeys: oauth.CryptoKeyPair,
   parameters: Record<string, string>,
 ): Promise<{ as: oauth.AuthorizationServer; result: oauth.TokenEndpointResponse }> {
   const issuer = new URL(server.url);
@@ -72,8 +72,10 @@ describe('token service interop (sqlite)', async () => {
   const agent = await registerAgent(server, { scopes: ['tickets.read', 'tickets.write'], lifetime: 120 });
 
   it('publishes RFC 8414 metadata equal to the OpenID discovery document', async () => {
-    const rfc8414 = await (await fetch(`${server.url}/.well-known/oauth-authorization-server`)).json();
-    const openid = await (await fetch(`${server.url}/.well-known/openid-configuration`)).json();
+    const rfc8414 = (await (
+      await fetch(`${server.url}/.well-known/oauth-authorization-server`)
+    ).json()) as any;
+    const openid = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as any;
     assert.deepEqual(rfc8414, openid);
     assert.equal(rfc8414.issuer, server.url);
     assert.deepEqual(rfc8414.token_endpoint_auth_methods_supported, ['private_key_jwt']);
@@ -89,7 +91,7 @@ describe('token service interop (sqlite)', async () => {
   });
 
   it('serves the signing keys as a public JWKS', async () => {
-    const jwks = await (await fetch(`${server.url}/jwks`)).json();
+    const jwks = (await (await fetch(`${server.url}/jwks`)).json()) as any;
     assert.equal(jwks.keys.length, 1);
     const [key] = jwks.keys;
     assert.equal(key.kty, 'EC');
@@ -135,7 +137,10 @@ describe('token service interop (sqlite)', async () => {
 
   it('issues tokens oauth4webapi.validateJwtAccessToken accepts with their DPoP proof', async () => {
     const keys = await oauth.generateKeyPair('ES256');
-    const { as, result } = await oauth4Token(server, agent, keys, { scope: 'tickets.write', resource: GATEWAY });
+    const { as, result } = await oauth4Token(server, agent, keys, {
+      scope: 'tickets.write',
+      resource: GATEWAY,
+    });
     const url = `${GATEWAY}/tools`;
     const ath = oauth4AccessTokenHash(result.access_token);
     const request = new Request(url, {
@@ -144,7 +149,10 @@ describe('token service interop (sqlite)', async () => {
         dpop: await dpopProof(keys, { htm: 'GET', htu: url, ath }),
       },
     });
-    const claims = await oauth.validateJwtAccessToken(as, request, GATEWAY, { requireDPoP: true, ...insecure });
+    const claims = await oauth.validateJwtAccessToken(as, request, GATEWAY, {
+      requireDPoP: true,
+      ...insecure,
+    });
     assert.equal(claims.client_id, agent.id);
     assert.equal(claims.scope, 'tickets.write');
   });
@@ -159,7 +167,10 @@ describe('token service interop (sqlite)', async () => {
     assert.equal(active.sub, agent.id);
     assert.equal(active.scope, 'tickets.read');
     assert.equal(active.token_type, 'DPoP');
-    assert.equal((active.cnf as { jkt: string }).jkt, (decodeJwt(tokens.access_token).cnf as { jkt: string }).jkt);
+    assert.equal(
+      (active.cnf as { jkt: string }).jkt,
+      (decodeJwt(tokens.access_token).cnf as { jkt: string }).jkt,
+    );
     await client.tokenRevocation(config, tokens.access_token);
     const after = await client.tokenIntrospection(config, tokens.access_token);
     assert.deepEqual({ ...after }, { active: false });
@@ -200,14 +211,21 @@ for (const backend of BACKENDS) {
       const inspectorConfig = await openidClientFor(server, inspector);
       const subjectConfig = await openidClientFor(server, subject);
       const grant = async (config: client.Configuration) =>
-        client.clientCredentialsGrant(config, { scope: 'a' }, {
-          DPoP: client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256')),
-        });
+        client.clientCredentialsGrant(
+          config,
+          { scope: 'a' },
+          {
+            DPoP: client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256')),
+          },
+        );
       const first = await grant(subjectConfig);
       assert.equal((await client.tokenIntrospection(inspectorConfig, first.access_token)).active, true);
       const suspended = await server.call('POST', `/v1/agents/${subject.id}/suspend`, { reason: 'test' });
       assert.equal(suspended.status, 200);
-      assert.deepEqual({ ...(await client.tokenIntrospection(inspectorConfig, first.access_token)) }, { active: false });
+      assert.deepEqual(
+        { ...(await client.tokenIntrospection(inspectorConfig, first.access_token)) },
+        { active: false },
+      );
       await assert.rejects(grant(subjectConfig), (e: unknown) => {
         assert.equal((e as { error?: string }).error, 'invalid_client');
         return true;
@@ -226,7 +244,10 @@ for (const backend of BACKENDS) {
         reason: 'test',
       });
       assert.equal(distrust.status, 200);
-      assert.deepEqual({ ...(await client.tokenIntrospection(thirdConfig, second.access_token)) }, { active: false });
+      assert.deepEqual(
+        { ...(await client.tokenIntrospection(thirdConfig, second.access_token)) },
+        { active: false },
+      );
     });
 
     it('refuses a replayed client assertion across two nodes on one database', async () => {

@@ -24,7 +24,10 @@ export const GATEWAY = 'https://gateway.example.test/mcp';
 export const OTHER_RESOURCE = 'https://other.example.test/api';
 
 /** Starts a real Warden whose issuer is its own listening URL. */
-export async function startTokenServer(backend: Backend, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTokenServer(
+  backend: Backend,
+  env: Record<string, string> = {},
+): Promise<TestServer> {
   const port = await freePort();
   return startTestServer(backend, {
     env: {
@@ -57,7 +60,9 @@ export async function registerAgent(
   const providerName = spec.provider ?? `prov-${counter}`;
   const existing = await server.call('GET', `/v1/providers/${providerName}`);
   if (existing.status === 404) {
-    const providerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+    const providerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({
+      format: 'jwk',
+    });
     const res = await server.call('POST', '/v1/providers', {
       name: providerName,
       contact: 'security@example.test',
@@ -113,13 +118,13 @@ export async function clientAssertion(
 }
 
 /** A DPoP key pair for a test client. */
-export async function dpopKeys(): Promise<CryptoKeyPair> {
-  return oauth.generateKeyPair('ES256') as Promise<CryptoKeyPair>;
+export async function dpopKeys(): Promise<oauth.CryptoKeyPair> {
+  return oauth.generateKeyPair('ES256') as Promise<oauth.CryptoKeyPair>;
 }
 
 /** Signs a DPoP proof by hand, for attacks on its claims. */
 export async function dpopProof(
-  keys: CryptoKeyPair,
+  keys: oauth.CryptoKeyPair,
   claims: { htm: string; htu: string; nonce?: string; jti?: string; iat?: number; ath?: string },
 ): Promise<string> {
   const { exportJWK } = await import('jose');
@@ -158,7 +163,7 @@ export async function requestToken(
   server: TestServer,
   agent: TestAgent,
   options: {
-    keys?: CryptoKeyPair;
+    keys?: oauth.CryptoKeyPair;
     scope?: string;
     resource?: string;
     assertion?: string;
@@ -177,7 +182,9 @@ export async function requestToken(
     if (options.resource !== undefined) f.resource = options.resource;
     return f;
   };
-  const proof = options.proof ?? ((nonce) => dpopProof(keys, { htm: 'POST', htu: tokenUrl, ...(nonce ? { nonce } : {}) }));
+  const proof =
+    options.proof ??
+    ((nonce) => dpopProof(keys, { htm: 'POST', htu: tokenUrl, ...(nonce ? { nonce } : {}) }));
   if (options.assertion !== undefined) {
     // A fixed assertion gets one try (its jti is spent even when the server then asks for a DPoP
     // nonce), so fetch a nonce first with a throwaway assertion.

@@ -9,7 +9,11 @@ import type { Warden } from '../warden.ts';
 const ENDPOINTS: { method: 'GET' | 'POST'; url: string; target?: string }[] = [
   { method: 'GET', url: '/.well-known/openid-configuration' },
   // RFC 8414 metadata: the same document as OpenID discovery.
-  { method: 'GET', url: '/.well-known/oauth-authorization-server', target: '/.well-known/openid-configuration' },
+  {
+    method: 'GET',
+    url: '/.well-known/oauth-authorization-server',
+    target: '/.well-known/openid-configuration',
+  },
   { method: 'GET', url: '/jwks' },
   { method: 'POST', url: '/token' },
   { method: 'POST', url: '/token/introspection' },
@@ -25,7 +29,9 @@ export function registerTokens(app: FastifyInstance, warden: Warden): void {
       onRequest: (request, reply, done) => {
         reply.hijack();
         if (endpoint.target) {
-          const query = request.raw.url?.includes('?') ? request.raw.url.slice(request.raw.url.indexOf('?')) : '';
+          const query = request.raw.url?.includes('?')
+            ? request.raw.url.slice(request.raw.url.indexOf('?'))
+            : '';
           request.raw.url = `${endpoint.target}${query}`;
         }
         warden.tokens.handle(request.raw, reply.raw);
