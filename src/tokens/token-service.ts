@@ -70,6 +70,7 @@ export class TokenService {
   readonly keys: SigningKeyStore;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
+  readonly #touched = new Map<string, number>();
   readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
   #nonceSecret: Buffer = Buffer.alloc(0);
   #provider!: Provider;
@@ -510,7 +511,13 @@ export class TokenService {
       ctx.body = { error: 'temporarily_unavailable', error_description: 'the token could not be recorded' };
       return;
     }
-    this.#opts.agents.touch(record.clientId).catch(() => undefined);
+    // last_seen_at is coarse (a minute): one extra durable write per token would halve throughput.
+    const now = this.#opts.clock.now();
+    if ((this.#touched.get(record.clientId) ?? 0) < now - 60_000) {
+      this.#touched.set(record.clientId, now);
+      if (this.#touched.size > 100_000) this.#touched.clear();
+      this.#opts.agents.touch(record.clientId).catch(() => undefined);
+    }
   }
 
   async #recordRefusal(
