@@ -117,16 +117,16 @@ export class SigningKeyStore {
    * {@link MAX_TOKEN_LIFETIME_MS} plus a margin after now; expired keys are deleted.
    * @returns the new key id.
    */
-  async rotate(alg: SigningAlg): Promise<string> {
+  async rotate(alg: SigningAlg, tx?: Kysely<any>): Promise<string> {
     const key = await generate(alg);
-    const now = this.#clock.now();
-    await this.#store.transaction(async (tx) => {
-      await tx
+    const write = async (db: Kysely<any>) => {
+      const now = this.#clock.now();
+      await db
         .updateTable('oauth_signing_keys')
         .set({ superseded_at: now, publish_until: now + MAX_TOKEN_LIFETIME_MS + PUBLISH_MARGIN_MS })
         .where('superseded_at', 'is', null)
         .execute();
-      await tx
+      await db
         .insertInto('oauth_signing_keys')
         .values({
           kid: key.kid,
@@ -138,10 +138,48 @@ export class SigningKeyStore {
           publish_until: null,
         })
         .execute();
-      await this.#deleteExpired(tx, now);
-      await this.#store.changes.publish('tokens.keys', { kid: key.kid }, tx);
-    });
+      await this.#deleteExpired(db, now);
+      await this.#store.changes.publish('tokens.keys', { kid: key.kid }, db);
+    };
+    if (tx) await write(tx);
+    else await this.#store.transaction(write);
     return key.kid;
+  }
+
+  /** The age of the active key in milliseconds, or undefined when there is none. */
+  async activeAge(db: Kysely<any> = this.#store.db): Promise<number | undefined> {
+    const active = (await db
+      .selectFrom('oauth_signing_keys')
+      .select(['created_at'])
+      .where('superseded_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst()) as { created_at: number } | undefined;
+    return active ? this.#clock.now() - Number(active.created_at) : undefined;
+  }
+
+  /** Every stored key's public facts (no key material), newest first. */
+  async list(): Promise<
+    {
+      kid: string;
+      alg: string;
+      created_at: number;
+      superseded_at: number | null;
+      publish_until: number | null;
+    }[]
+  > {
+    const rows = (await this.#store.db
+      .selectFrom('oauth_signing_keys')
+      .select(['kid', 'alg', 'created_at', 'superseded_at', 'publish_until'])
+      .orderBy('created_at', 'desc')
+      .execute()) as KeyRow[];
+    return rows.map((r) => ({
+      kid: r.kid,
+      alg: r.alg,
+      created_at: Number(r.created_at),
+      superseded_at: r.superseded_at === null ? null : Number(r.superseded_at),
+      publish_until: r.publish_until === null ? null : Number(r.publish_until),
+    }));
   }
 
   /**
@@ -149,18 +187,11 @@ export class SigningKeyStore {
    * rotation only happens if the key it saw is still the active one.
    * @returns the new key id, or undefined when no rotation was due.
    */
-  async rotateIfDue(alg: SigningAlg, intervalMs: number): Promise<string | undefined> {
-    const now = this.#clock.now();
-    const active = (await this.#store.db
-      .selectFrom('oauth_signing_keys')
-      .select(['kid', 'created_at'])
-      .where('superseded_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .limit(1)
-      .executeTakeFirst()) as { kid: string; created_at: number } | undefined;
-    if (active && now - Number(active.created_at) < intervalMs) return undefined;
+  async rotateIfDue(alg: SigningAlg, intervalMs: number, tx?: Kysely<any>): Promise<string | undefined> {
+    const age = await this.activeAge(tx);
+    if (age !== undefined && age < intervalMs) return undefined;
     try {
-      return await this.rotate(alg);
+      return await this.rotate(alg, tx);
     } catch (e) {
       if (isUniqueViolation(e)) return undefined;
       throw e;

@@ -8,7 +8,7 @@ import {
   jwtVerify,
 } from 'jose';
 import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
-import type { AuditActor, Auditor, AuditRequestMeta } from '../audit/index.ts';
+import type { AuditActor, AuditEventInput, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import type { Keyring } from '../core/index.ts';
 import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
 import type { AgentRegistry } from '../identity/index.ts';
@@ -135,21 +135,43 @@ export class TokenService {
     this.#callback(req, res);
   }
 
-  /** Makes a new signing key active now; old public keys stay published until their tokens expire. */
-  async rotateKeys(): Promise<string> {
-    const kid = await this.keys.rotate(this.#opts.config.signingAlg);
+  /**
+   * Makes a new signing key active now (audited); old public keys stay published until every
+   * token they signed has expired.
+   */
+  async rotateKeys(actor: AuditActor = SYSTEM, request?: AuditRequestMeta): Promise<string> {
+    const alg = this.#opts.config.signingAlg;
+    const kid = await this.#opts.auditor.transact(
+      (tx) => this.keys.rotate(alg, tx),
+      (newKid) => rotationEvent(newKid, alg, actor, 'oauth.keys.rotate', request),
+    );
     await this.reloadKeys();
     return kid;
   }
 
   /** Rotates when the active key is older than the configured interval (every node may call it). */
   async rotateKeysIfDue(): Promise<string | undefined> {
-    const kid = await this.keys.rotateIfDue(
-      this.#opts.config.signingAlg,
-      this.#opts.config.keyRotationSeconds * 1000,
-    );
-    if (kid) await this.reloadKeys();
-    return kid;
+    const interval = this.#opts.config.keyRotationSeconds * 1000;
+    const age = await this.keys.activeAge();
+    if (age !== undefined && age < interval) return undefined;
+    const alg = this.#opts.config.signingAlg;
+    const notDue = new Error('not due');
+    try {
+      const kid = await this.#opts.auditor.transact(
+        async (tx) => {
+          // Checked again inside the transaction: another node may have rotated meanwhile.
+          const current = await this.keys.activeAge(tx);
+          if (current !== undefined && current < interval) throw notDue;
+          return this.keys.rotate(alg, tx);
+        },
+        (newKid) => rotationEvent(newKid, alg, SYSTEM, 'oauth.keys.scheduled_rotation'),
+      );
+      await this.reloadKeys();
+      return kid;
+    } catch (e) {
+      if (e === notDue) return undefined;
+      throw e;
+    }
   }
 
   /** Re-reads the published keys and rebuilds the provider with them (after a rotation anywhere). */
@@ -561,6 +583,26 @@ export class TokenService {
         ),
       );
   }
+}
+
+const SYSTEM: AuditActor = { type: 'system', id: 'tokens' };
+
+function rotationEvent(
+  kid: string,
+  alg: string,
+  actor: AuditActor,
+  action: string,
+  request?: AuditRequestMeta,
+): AuditEventInput {
+  return {
+    type: 'token.signing_key_rotated',
+    actor,
+    action,
+    resource: { type: 'signing_key', id: kid },
+    outcome: 'success',
+    request,
+    details: { alg },
+  };
 }
 
 function requestTemplate(client: Record<string, unknown>): {

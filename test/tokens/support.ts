@@ -2,6 +2,7 @@ import { generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { calculateJwkThumbprint, type JWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
+import type { Clock } from '../../src/core/index.ts';
 import type { Backend } from '../support/databases.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
@@ -27,9 +28,11 @@ export const OTHER_RESOURCE = 'https://other.example.test/api';
 export async function startTokenServer(
   backend: Backend,
   env: Record<string, string> = {},
+  clock?: Clock,
 ): Promise<TestServer> {
   const port = await freePort();
   return startTestServer(backend, {
+    ...(clock ? { clock } : {}),
     env: {
       WARDEN_PORT: String(port),
       WARDEN_PUBLIC_URL: `http://127.0.0.1:${port}`,
