@@ -49,8 +49,13 @@ export class ApiClient {
     return new ApiClient(url, env.WARDEN_TOKEN ?? saved?.token);
   }
 
-  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    if (!this.#token) {
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { anonymous?: boolean } = {},
+  ): Promise<T> {
+    if (!this.#token && !options.anonymous) {
       throw new CliError('not logged in: run `warden login` or set WARDEN_TOKEN');
     }
     let response: Response;
@@ -58,7 +63,7 @@ export class ApiClient {
       response = await fetch(`${this.url}${path}`, {
         method,
         headers: {
-          authorization: `Bearer ${this.#token}`,
+          ...(this.#token && !options.anonymous ? { authorization: `Bearer ${this.#token}` } : {}),
           accept: 'application/json, application/problem+json',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },

@@ -74,6 +74,21 @@ export const apiTokenSchema = z.object({
 });
 export type ApiToken = z.infer<typeof apiTokenSchema>;
 
+export const loginSchema = z
+  .object({
+    username: z.string().min(1).max(64),
+    password: z.string().min(1).max(1024),
+    role: roleSchema.optional(),
+    /** Lifetime of the issued token in seconds; at most 12 hours. */
+    expires_in: z
+      .number()
+      .int()
+      .min(60)
+      .max(12 * 3600)
+      .default(8 * 3600),
+  })
+  .strict();
+
 // ---- providers ----
 export const providerCreateSchema = z
   .object({

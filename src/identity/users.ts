@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
+import type { AuditRequestMeta } from '../audit/index.ts';
 import {
   ConflictError,
   ForbiddenError,
@@ -14,10 +15,12 @@ import {
 } from '../core/index.ts';
 import { decodeCursor, isUniqueViolation, type Page, pageOf } from '../store/index.ts';
 import { actorOf, type Caller, type IdentityDeps, iso, isoRequired } from './context.ts';
+import { LoginThrottle } from './login-throttle.ts';
 import type { Role } from './roles.ts';
 import type {
   ApiToken,
   apiTokenCreateSchema,
+  loginSchema,
   User,
   userCreateSchema,
   userListQuerySchema,
@@ -92,6 +95,7 @@ export interface AuthenticatedToken {
 /** People (local accounts) and their admin API tokens. */
 export class UserDirectory {
   readonly #deps: IdentityDeps;
+  readonly #throttle = new LoginThrottle();
 
   constructor(deps: IdentityDeps) {
     this.#deps = deps;
@@ -211,6 +215,53 @@ export class UserDirectory {
   }
 
   /** Checks a username and password; returns the user or throws without saying which was wrong. */
+  /**
+   * Signs a person in with username and password and issues a short-lived API token carrying one
+   * of their roles. Failures are throttled and recorded; the answer never says which part was wrong.
+   */
+  async login(
+    input: z.infer<typeof loginSchema>,
+    request: AuditRequestMeta,
+  ): Promise<{ token: string; record: ApiToken }> {
+    const now = this.#deps.clock.now();
+    const keys = [`user:${input.username}`, `ip:${request.source_ip ?? 'unknown'}`];
+    this.#throttle.check(keys, now);
+    let user: User;
+    try {
+      user = await this.verifyPassword(input.username, input.password);
+      const role = input.role ?? user.roles[0];
+      if (!role || !user.roles.includes(role)) {
+        throw new UnauthenticatedError('wrong username or password', { code: 'ERR_BAD_CREDENTIALS' });
+      }
+      this.#throttle.succeed(keys);
+      const caller: Caller = { userId: user.id, username: user.username, role, request };
+      await this.#deps.auditor.record({
+        type: 'auth.login_succeeded',
+        actor: actorOf(caller),
+        action: 'login',
+        outcome: 'success',
+        request,
+      });
+      return await this.createToken(
+        { name: `login ${new Date(now).toISOString()}`, role, expires_in: input.expires_in },
+        caller,
+      );
+    } catch (e) {
+      if (e instanceof UnauthenticatedError) {
+        this.#throttle.fail(keys, now);
+        await this.#deps.auditor.record({
+          type: 'auth.login_failed',
+          actor: { type: 'anonymous', id: input.username },
+          action: 'login',
+          outcome: 'denied',
+          error_code: e.code,
+          request,
+        });
+      }
+      throw e;
+    }
+  }
+
   async verifyPassword(username: string, password: string): Promise<User> {
     const row = (await this.#db
       .selectFrom('users')

@@ -8,6 +8,7 @@ import {
   apiTokenCreateSchema,
   apiTokenSchema,
   listQuerySchema,
+  loginSchema,
   providerCreateSchema,
   providerListQuerySchema,
   providerSchema,
@@ -87,6 +88,23 @@ export function identityRoutes(warden: Warden): AnyRoute[] {
       auth: ['admin', 'security_analyst', 'auditor', 'approver', 'agent_owner'],
       response: { status: 200, schema: z.object({ user: userSchema, role: z.string() }) },
       handler: async ({ caller }) => ({ user: await users.get(caller.userId), role: caller.role }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/login',
+      tag: 'users',
+      summary: 'Sign in with username and password; returns a short-lived API token',
+      auth: 'public',
+      body: loginSchema,
+      response: { status: 201, schema: apiTokenSchema.extend({ token: z.string() }) },
+      handler: async ({ body, request }) => {
+        const { token, record } = await users.login(body, {
+          source_ip: request.ip,
+          user_agent: request.headers['user-agent']?.slice(0, 300),
+          request_id: request.id,
+        });
+        return { ...record, token };
+      },
     }),
     // ---- API tokens ----
     defineRoute({
