@@ -19,6 +19,7 @@ import {
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { TokenService } from '../tokens/index.ts';
+import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
 const KEY_CHECK = 'master_key_check';
@@ -38,6 +39,7 @@ export interface Warden {
   identity: Identity;
   /** The OAuth 2 authorization server for agents. */
   tokens: TokenService;
+  vault: Vault;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -118,6 +120,20 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor,
       agents: identity.agents,
     });
+    const vault = new Vault({
+      store,
+      keyring,
+      auditor,
+      clock,
+      logger,
+      settings: { nodeId },
+      // No notification channel exists yet: the broken account is in the ledger and the log.
+      onAccountBroken: (n) =>
+        logger.warn(
+          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
+          'vault: a connected account must be reconnected by its user',
+        ),
+    });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
@@ -132,8 +148,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor,
       identity,
       tokens,
+      vault,
       metrics,
       async close() {
+        vault.close();
         await tokens.close();
         await store.close();
       },
