@@ -7,7 +7,7 @@ import {
   type JWTPayload,
   jwtVerify,
 } from 'jose';
-import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
 import type { AuditActor, AuditEventInput, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import type { Keyring } from '../core/index.ts';
 import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
@@ -20,6 +20,18 @@ import { ReplayCache } from './replay-cache.ts';
 import { type RequestState, withRequestState } from './request-state.ts';
 import { sharedSecret } from './server-secrets.ts';
 import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
+
+type OidcProviderModule = typeof import('oidc-provider');
+let oidcProviderModule: OidcProviderModule | undefined;
+
+/**
+ * oidc-provider (and Koa beneath it) is loaded on first use, not at import: CLI commands that never
+ * start a node (most of them) import this part through the HTTP assembly and should not pay for it.
+ */
+async function loadOidcProvider(): Promise<OidcProviderModule> {
+  oidcProviderModule ??= await import('oidc-provider');
+  return oidcProviderModule;
+}
 
 /** Asymmetric JWS algorithms accepted for client assertions and DPoP proofs. `none` and HS* never. */
 const CLIENT_ALGS = [
@@ -73,6 +85,7 @@ export class TokenService {
   readonly #touched = new Map<string, number>();
   readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
   #nonceSecret: Buffer = Buffer.alloc(0);
+  #lib!: OidcProviderModule;
   #provider!: Provider;
   #callback!: (req: IncomingMessage, res: ServerResponse) => void;
   #signing: SigningKey[] = [];
@@ -94,6 +107,7 @@ export class TokenService {
   /** Loads (or creates) keys and secrets, builds the provider, and starts the housekeeping loops. */
   static async create(opts: TokenServiceOptions): Promise<TokenService> {
     const service = new TokenService(opts);
+    service.#lib = await loadOidcProvider();
     service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
     await service.#reload();
     service.#unsubscribe = opts.store.changes.subscribe('tokens.keys', () => {
@@ -198,6 +212,7 @@ export class TokenService {
 
   #build(keys: SigningKey[]): Provider {
     const { config, agents } = this.#opts;
+    const { default: OidcProvider, errors } = this.#lib;
     const signer = keys[0] as SigningKey;
     const resources = new Set(this.resources);
     const configuration: Configuration = {
@@ -304,7 +319,7 @@ export class TokenService {
         authorization_details_types_supported: [],
       } as never,
     };
-    const provider = new Provider(this.issuer, configuration);
+    const provider = new OidcProvider(this.issuer, configuration);
     provider.proxy = this.#opts.trustProxy;
     // Single use across every node: one atomic claim in the store instead of find-then-save.
     Object.defineProperty(provider.ReplayDetection, 'unique', {
