@@ -29,6 +29,7 @@ export const AUDIT_EVENT_TYPES = {
   'token.refused': 'A token request was refused.',
   'token.revoked': 'A token or grant was revoked.',
   'token.introspected': 'A token was introspected.',
+  'token.signing_key_rotated': 'A new access token signing key became active.',
   'delegation.granted': 'A user delegated bounded rights to an agent.',
   'delegation.revoked': 'A delegation grant was revoked.',
   'policy.decision': 'An authorization decision was made.',

@@ -5,6 +5,7 @@ import { gatewayCommand } from './commands/gateway.ts';
 import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { oauthCommand } from './commands/oauth.ts';
 import { registryCommands } from './commands/registry.ts';
 import { serveCommand } from './commands/serve.ts';
 import { vaultCommands } from './commands/vault.ts';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   loginCommand(program);
   registryCommands(program);
   keysCommand(program);
+  oauthCommand(program);
   gatewayCommand(program);
   vaultCommands(program);
   return program;

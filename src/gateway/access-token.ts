@@ -1,4 +1,11 @@
-import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import {
+  createLocalJWKSet,
+  errors,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose';
 import type { Clock } from '../core/index.ts';
 
 /** Access-token signing algorithms the gateway accepts: asymmetric only (RFC 9068 §4). */
@@ -89,6 +96,24 @@ export class JwtTokenVerifier implements TokenVerifier {
     }
     return payload as AccessTokenClaims;
   }
+}
+
+/**
+ * Key lookup over a JWKS that can change (signing-key rotation): the current set is read on every
+ * verification, and its imported keys are reused until the set changes.
+ */
+export function currentJwks(source: () => JSONWebKeySet): JWTVerifyGetKey {
+  let last: string | undefined;
+  let lookup: ReturnType<typeof createLocalJWKSet> | undefined;
+  return (header, token) => {
+    const jwks = source();
+    const fingerprint = JSON.stringify(jwks);
+    if (fingerprint !== last || !lookup) {
+      last = fingerprint;
+      lookup = createLocalJWKSet(jwks);
+    }
+    return lookup(header, token);
+  };
 }
 
 /** Maps jose's errors to stable codes; the messages never include the token. */

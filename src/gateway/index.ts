@@ -1,6 +1,7 @@
 export {
   ACCESS_TOKEN_ALGS,
   type AccessTokenClaims,
+  currentJwks,
   JwtTokenVerifier,
   type JwtTokenVerifierOptions,
   TokenRefusal,

@@ -3,6 +3,7 @@ import { auditMigrations } from '../audit/index.ts';
 import { gatewayMigrations } from '../gateway/index.ts';
 import { identityMigrations } from '../identity/index.ts';
 import { storeMigrations } from '../store/index.ts';
+import { tokensMigrations } from '../tokens/index.ts';
 import { vaultMigrations } from '../vault/index.ts';
 
 /** Every part's migrations; the store runs them in name (timestamp) order. */
@@ -10,6 +11,7 @@ export const allMigrations: Record<string, Migration> = {
   ...storeMigrations,
   ...auditMigrations,
   ...identityMigrations,
+  ...tokensMigrations,
   ...gatewayMigrations,
   ...vaultMigrations,
 };

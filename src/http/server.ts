@@ -21,6 +21,7 @@ import { buildOpenApi } from './openapi.ts';
 import type { AnyRoute } from './route.ts';
 import { registerGateway } from './routes/gateway.ts';
 import { allRoutes } from './routes/index.ts';
+import { registerTokens } from './routes/tokens.ts';
 import type { Warden } from './warden.ts';
 
 declare module 'fastify' {
@@ -221,6 +222,7 @@ export async function buildServer(
     });
   }
 
+  registerTokens(app, warden);
   registerGateway(app, warden);
 
   const openapi = buildOpenApi(routes, { version: VERSION, serverUrl: warden.publicUrl });

@@ -18,13 +18,17 @@ import {
 } from '../core/index.ts';
 import {
   type CredentialInjector,
+  currentJwks,
   Gateway,
   type GatewayOptions,
+  JwtTokenVerifier,
   type PolicyDecider,
+  RevocationGate,
   type TokenVerifier,
 } from '../gateway/index.ts';
 import { Identity } from '../identity/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { TokenService } from '../tokens/index.ts';
 import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
@@ -43,6 +47,8 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  /** The OAuth 2 authorization server for agents. */
+  tokens: TokenService;
   vault: Vault;
   gateway: Gateway;
   metrics: Registry;
@@ -124,6 +130,23 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const publicUrl = publicUrlOf(config);
+    const mcpResource = `${publicUrl}${options.gateway?.options?.mcpPath ?? '/mcp'}`;
+    const tokens = await TokenService.create({
+      issuer: publicUrl,
+      // Unconfigured, tokens may be issued for Warden itself and for its MCP gateway endpoint.
+      config: {
+        ...config.tokens,
+        resources: config.tokens.resources.length > 0 ? config.tokens.resources : [publicUrl, mcpResource],
+      },
+      trustProxy: config.http.trustProxy,
+      store,
+      keyring,
+      clock,
+      logger: logger.child({ component: 'tokens' }),
+      auditor,
+      agents: identity.agents,
+    });
     const vault = new Vault({
       store,
       keyring,
@@ -140,7 +163,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
     });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
-    const publicUrl = publicUrlOf(config);
+    // The gateway trusts the token service's published keys and its record of revocations; tests
+    // may hand it their own verifier instead (and then no revocation record applies).
+    const ownVerifier = options.gateway?.tokenVerifier === undefined;
+    const revocations = ownVerifier ? new RevocationGate(tokens.issued, store, clock) : undefined;
     const gateway = new Gateway({
       metrics,
       store,
@@ -150,7 +176,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       logger: logger.child({ component: 'gateway' }),
       publicUrl,
       issuer: publicUrl,
-      tokenVerifier: options.gateway?.tokenVerifier,
+      tokenVerifier:
+        options.gateway?.tokenVerifier ??
+        new JwtTokenVerifier({ issuer: tokens.issuer, keys: currentJwks(() => tokens.publicJwks), clock }),
+      tokenStatus: revocations,
       decider: options.gateway?.decider,
       credentials: options.gateway?.credentials ?? vault,
       options: options.gateway?.options,
@@ -166,12 +195,15 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      tokens,
       vault,
       gateway,
       metrics,
       async close() {
         await gateway.close();
+        revocations?.close();
         vault.close();
+        await tokens.close();
         await store.close();
       },
     };

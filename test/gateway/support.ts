@@ -214,7 +214,8 @@ export interface GatewayNode {
 export async function startGatewayNode(
   backend: Backend,
   o: {
-    issuer: IssuerKey;
+    /** The test's token-signing key; absent: the node's own token service issues the tokens. */
+    issuer?: IssuerKey;
     decider?: PolicyDecider;
     credentials?: CredentialInjector;
     options?: GatewayOptions;
@@ -246,11 +247,13 @@ export async function startGatewayNode(
     clock,
     logger: createLogger({ level: 'silent' }),
     gateway: {
-      tokenVerifier: new JwtTokenVerifier({
-        issuer: publicUrl,
-        keys: createLocalJWKSet(o.issuer.jwks),
-        clock: clock ?? { now: () => Date.now() },
-      }),
+      tokenVerifier: o.issuer
+        ? new JwtTokenVerifier({
+            issuer: publicUrl,
+            keys: createLocalJWKSet(o.issuer.jwks),
+            clock: clock ?? { now: () => Date.now() },
+          })
+        : undefined,
       decider: o.decider,
       credentials: o.credentials,
       options: o.options,

@@ -2,9 +2,15 @@ import type { AnyRoute } from '../route.ts';
 import type { Warden } from '../warden.ts';
 import { gatewayRoutes } from './gateway.ts';
 import { identityRoutes } from './identity.ts';
+import { oauthAdminRoutes } from './oauth-admin.ts';
 import { vaultRoutes } from './vault.ts';
 
 /** Every part's admin API routes. Add a part's routes here (one line each). */
 export function allRoutes(warden: Warden): AnyRoute[] {
-  return [...identityRoutes(warden), ...vaultRoutes(warden), ...gatewayRoutes(warden)];
+  return [
+    ...identityRoutes(warden),
+    ...oauthAdminRoutes(warden),
+    ...vaultRoutes(warden),
+    ...gatewayRoutes(warden),
+  ];
 }
