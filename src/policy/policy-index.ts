@@ -1,0 +1,246 @@
+import { InternalError, InvalidRequestError, uuidv7 } from '../core/index.ts';
+import { cedar } from './cedar.ts';
+import type { CedarTypes } from './cedar.ts';
+import { type ParsedPolicy, staticPolicies } from './policy-set.ts';
+import type { CedarRequest } from './request.ts';
+import { ACTIONS, prepareSchema } from './schema.ts';
+
+/** Cedar's answer for one request, with the ids of the policy set that was evaluated. */
+export interface CedarAnswer {
+  decision: 'allow' | 'deny';
+  reason: string[];
+  errors: { policy_id: string; message: string }[];
+}
+
+const ANY = '*';
+
+function uidKeyOf(uid: CedarTypes.EntityUidJson): string {
+  const u = '__entity' in uid ? uid.__entity : uid;
+  return `${u.type}::${JSON.stringify(u.id)}`;
+}
+
+function typeOf(uid: CedarTypes.EntityUidJson): string {
+  return '__entity' in uid ? uid.__entity.type : uid.type;
+}
+
+/**
+ * Which principals a policy can match, as one key: `*` (any), `type:<T>` (`is T`), or `uid:<E>`
+ * (`== E`, `in E`, `is T in E`: E must be the principal itself or one of its ancestors).
+ */
+function principalKey(c: CedarTypes.PrincipalConstraint): string {
+  switch (c.op) {
+    case '==':
+    case 'in':
+      return 'entity' in c ? `uid:${uidKeyOf(c.entity)}` : ANY;
+    case 'is':
+      if (c.in && 'entity' in c.in) return `uid:${uidKeyOf(c.in.entity)}`;
+      return `type:${c.entity_type}`;
+    default:
+      return ANY;
+  }
+}
+
+/** Action ids a policy can match (`*` for any action). */
+function actionKeys(c: CedarTypes.ActionConstraint): string[] {
+  if (c.op === '==') return 'entity' in c ? [uidKeyOf(c.entity)] : [ANY];
+  if (c.op === 'in') return 'entity' in c ? [uidKeyOf(c.entity)] : c.entities.map(uidKeyOf);
+  return [ANY];
+}
+
+/** The resource type a policy can match (`*` when its scope does not pin one). */
+function resourceKey(c: CedarTypes.ResourceConstraint): string {
+  if (c.op === '==') return 'entity' in c ? typeOf(c.entity) : ANY;
+  if (c.op === 'is') return c.entity_type;
+  return ANY;
+}
+
+/**
+ * Names for pre-parsed policy sets inside the wasm module. Cedar keeps every pre-parsed set until
+ * its name is reused, so names are recycled (and released sets overwritten with an empty set) to
+ * keep memory bounded however many slices and versions come and go.
+ */
+class SlotPool {
+  readonly #free: string[] = [];
+  #next = 0;
+  readonly #prefix = `pset-${uuidv7()}-`;
+
+  take(): string {
+    return this.#free.pop() ?? `${this.#prefix}${this.#next++}`;
+  }
+
+  release(slot: string): void {
+    cedar.preparsePolicySet(slot, { staticPolicies: {} });
+    this.#free.push(slot);
+  }
+}
+
+const slots = new SlotPool();
+
+export interface PolicyIndexOptions {
+  /** How many pre-parsed slices stay warm (least recently used ones are dropped). */
+  maxSlices?: number;
+  /** How many request shapes remember their slice. */
+  maxRequestKeys?: number;
+}
+
+/**
+ * A policy set indexed for fast decisions. Cedar evaluates every policy it is given, so each
+ * request is evaluated against only the slice of policies whose scope could match it: policies
+ * are bucketed by principal (any / type / the principal or an ancestor), action (any / the action
+ * or one of its groups) and resource type (any / pinned type). A policy left out of a slice has a
+ * scope that cannot match the request, and Cedar evaluates scope before conditions, so a slice
+ * gives the same decision, determining policies and errors as the whole set. Slices are
+ * pre-parsed once and kept warm; identical slices share one pre-parsed set.
+ */
+export class PolicyIndex {
+  readonly policies: readonly ParsedPolicy[];
+  readonly byId: ReadonlyMap<string, ParsedPolicy>;
+  /** principal key → action key → resource key → policy ids. */
+  readonly #buckets = new Map<string, Map<string, Map<string, string[]>>>();
+  readonly #maxSlices: number;
+  readonly #maxRequestKeys: number;
+  /** Slice signature (sorted policy ids) → pre-parsed slot, in LRU order. */
+  readonly #slices = new Map<string, string>();
+  /** Request shape → slice signature, in LRU order. */
+  readonly #requests = new Map<string, string>();
+  #fullSlot: string | undefined;
+  #disposed = false;
+
+  constructor(policies: readonly ParsedPolicy[], options: PolicyIndexOptions = {}) {
+    prepareSchema();
+    this.policies = policies;
+    this.byId = new Map(policies.map((p) => [p.id, p]));
+    this.#maxSlices = options.maxSlices ?? 4096;
+    this.#maxRequestKeys = options.maxRequestKeys ?? 65536;
+    for (const p of policies) {
+      const pk = principalKey(p.json.principal);
+      const rk = resourceKey(p.json.resource);
+      let byAction = this.#buckets.get(pk);
+      if (!byAction) this.#buckets.set(pk, (byAction = new Map()));
+      for (const ak of new Set(actionKeys(p.json.action))) {
+        let byResource = byAction.get(ak);
+        if (!byResource) byAction.set(ak, (byResource = new Map()));
+        const ids = byResource.get(rk);
+        if (ids) ids.push(p.id);
+        else byResource.set(rk, [p.id]);
+      }
+    }
+  }
+
+  /** The ids of the policies whose scope could match `req` (sorted). */
+  sliceIds(req: CedarRequest): string[] {
+    const pKeys = [ANY, `type:${typeOf(req.principal)}`, `uid:${uidKeyOf(req.principal)}`];
+    for (const a of req.principalAncestors) pKeys.push(`uid:${a}`);
+    const actionId = '__entity' in req.action ? req.action.__entity.id : req.action.id;
+    const aKeys = [ANY, `Warden::Action::${JSON.stringify(actionId)}`];
+    for (const g of ACTIONS[actionId]?.groups ?? []) aKeys.push(`Warden::Action::${JSON.stringify(g)}`);
+    const rKeys = [ANY, req.resourceType];
+    const out = new Set<string>();
+    for (const pk of pKeys) {
+      const byAction = this.#buckets.get(pk);
+      if (!byAction) continue;
+      for (const ak of aKeys) {
+        const byResource = byAction.get(ak);
+        if (!byResource) continue;
+        for (const rk of rKeys) for (const id of byResource.get(rk) ?? []) out.add(id);
+      }
+    }
+    return [...out].sort();
+  }
+
+  #sliceSlot(req: CedarRequest): string {
+    const shape = `${uidKeyOf(req.principal)}|${req.principalAncestors.join(',')}|${uidKeyOf(req.action)}|${req.resourceType}`;
+    let signature = this.#requests.get(shape);
+    if (signature === undefined) {
+      signature = this.sliceIds(req).join('\n');
+      this.#requests.set(shape, signature);
+      if (this.#requests.size > this.#maxRequestKeys) {
+        this.#requests.delete(this.#requests.keys().next().value as string);
+      }
+    } else {
+      // Refresh LRU position.
+      this.#requests.delete(shape);
+      this.#requests.set(shape, signature);
+    }
+    let slot = this.#slices.get(signature);
+    if (slot !== undefined) {
+      this.#slices.delete(signature);
+      this.#slices.set(signature, slot);
+      return slot;
+    }
+    slot = slots.take();
+    const ids = signature === '' ? [] : signature.split('\n');
+    const chosen = ids.map((id) => this.byId.get(id) as ParsedPolicy);
+    this.#preparse(slot, chosen);
+    this.#slices.set(signature, slot);
+    if (this.#slices.size > this.#maxSlices) {
+      const [oldest, oldSlot] = this.#slices.entries().next().value as [string, string];
+      this.#slices.delete(oldest);
+      slots.release(oldSlot);
+    }
+    return slot;
+  }
+
+  #preparse(slot: string, policies: readonly ParsedPolicy[]): void {
+    const answer = cedar.preparsePolicySet(slot, { staticPolicies: staticPolicies(policies) });
+    if (answer.type !== 'success') {
+      throw new InternalError(`a validated policy slice failed to parse: ${answer.errors[0]?.message ?? ''}`);
+    }
+  }
+
+  #run(slot: string, req: CedarRequest): CedarAnswer {
+    if (this.#disposed) throw new InternalError('policy index used after dispose');
+    const answer = cedar.statefulIsAuthorized({
+      principal: req.principal,
+      action: req.action,
+      resource: req.resource,
+      context: req.context,
+      entities: req.entities,
+      preparsedSchemaName: prepareSchema(),
+      validateRequest: true,
+      preparsedPolicySetId: slot,
+    });
+    if (answer.type !== 'success') {
+      throw new InvalidRequestError('the request does not match the Warden schema', {
+        code: 'ERR_POLICY_REQUEST_INVALID',
+        invalidParams: answer.errors.map((e) => ({ name: 'request', reason: e.message })),
+      });
+    }
+    return {
+      decision: answer.response.decision,
+      reason: [...answer.response.diagnostics.reason].sort(),
+      errors: answer.response.diagnostics.errors
+        .map((e) => ({ policy_id: e.policyId, message: e.error.message }))
+        .sort((a, b) => a.policy_id.localeCompare(b.policy_id)),
+    };
+  }
+
+  /** Evaluates `req` against its slice. */
+  evaluate(req: CedarRequest): CedarAnswer {
+    return this.#run(this.#sliceSlot(req), req);
+  }
+
+  /** Evaluates `req` against the whole set (the baseline slicing must agree with). */
+  evaluateNaive(req: CedarRequest): CedarAnswer {
+    if (this.#fullSlot === undefined) {
+      this.#fullSlot = slots.take();
+      this.#preparse(this.#fullSlot, this.policies);
+    }
+    return this.#run(this.#fullSlot, req);
+  }
+
+  /** Number of warm pre-parsed slices. */
+  get warmSlices(): number {
+    return this.#slices.size;
+  }
+
+  /** Frees every pre-parsed slice. The index must not be used afterwards. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const slot of this.#slices.values()) slots.release(slot);
+    this.#slices.clear();
+    this.#requests.clear();
+    if (this.#fullSlot !== undefined) slots.release(this.#fullSlot);
+  }
+}
