@@ -25,12 +25,19 @@ export interface Decision {
 
 /** Turns Cedar's answer into a Warden decision: approval obligations, explanation, reason. */
 export function interpret(answer: CedarAnswer, index: PolicyIndex, version: number | null): Decision {
-  const determining = answer.reason.map((id) => ({ id, annotations: { ...(index.byId.get(id)?.annotations ?? {}) } }));
+  const determining = answer.reason.map((id) => ({
+    id,
+    annotations: { ...(index.byId.get(id)?.annotations ?? {}) },
+  }));
   const errorNote =
-    answer.errors.length > 0 ? `; ${answer.errors.length} polic${answer.errors.length === 1 ? 'y' : 'ies'} failed to evaluate` : '';
+    answer.errors.length > 0
+      ? `; ${answer.errors.length} polic${answer.errors.length === 1 ? 'y' : 'ies'} failed to evaluate`
+      : '';
   if (answer.decision === 'allow') {
     const needing = determining.filter((p) => p.annotations.approval === 'required');
-    const approvers = [...new Set(needing.flatMap((p) => (p.annotations.approvers ? [p.annotations.approvers] : [])))];
+    const approvers = [
+      ...new Set(needing.flatMap((p) => (p.annotations.approvers ? [p.annotations.approvers] : []))),
+    ];
     if (needing.length > 0) {
       const reasons = needing.map((p) => p.annotations.reason).filter((r): r is string => !!r);
       return {
@@ -92,6 +99,11 @@ export function decideWith(
 }
 
 /** Validates a raw request and decides it against an index. */
-export function decideRaw(index: PolicyIndex, version: number | null, input: unknown, clock: Clock): Decision {
+export function decideRaw(
+  index: PolicyIndex,
+  version: number | null,
+  input: unknown,
+  clock: Clock,
+): Decision {
   return decideWith(index, version, normalizeRequest(input, clock));
 }

@@ -17,7 +17,9 @@ export const policyMigrations: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('policy_activations')
-        .addColumn('seq', autoIdType(db), (c) => (isPostgres(db) ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('seq', autoIdType(db), (c) =>
+          isPostgres(db) ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
         .addColumn('version', 'bigint', (c) => c.notNull().references('policy_versions.version'))
         .addColumn('previous_version', 'bigint')
         .addColumn('kind', 'text', (c) => c.notNull())

@@ -69,18 +69,23 @@ export class PolicyEngine {
 
   /** Re-reads which version is active and swaps the index if it changed. Reloads never overlap. */
   reload(): Promise<void> {
-    this.#loading = this.#loading.catch(() => {}).then(async () => {
-      const active = await activeActivation(this.#store.db);
-      const version = active?.version ?? null;
-      if (version === this.#version) return;
-      const next = version === null ? new PolicyIndex([]) : await loadVersionIndex(this.#store, version, this.#indexOptions);
-      if (!next) return;
-      const old = this.#index;
-      this.#index = next;
-      this.#version = version;
-      old.dispose();
-      this.#logger?.info({ version }, 'policy set loaded');
-    });
+    this.#loading = this.#loading
+      .catch(() => {})
+      .then(async () => {
+        const active = await activeActivation(this.#store.db);
+        const version = active?.version ?? null;
+        if (version === this.#version) return;
+        const next =
+          version === null
+            ? new PolicyIndex([])
+            : await loadVersionIndex(this.#store, version, this.#indexOptions);
+        if (!next) return;
+        const old = this.#index;
+        this.#index = next;
+        this.#version = version;
+        old.dispose();
+        this.#logger?.info({ version }, 'policy set loaded');
+      });
     return this.#loading;
   }
 

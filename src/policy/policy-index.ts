@@ -1,6 +1,6 @@
 import { InternalError, InvalidRequestError, uuidv7 } from '../core/index.ts';
-import { cedar } from './cedar.ts';
 import type { CedarTypes } from './cedar.ts';
+import { cedar } from './cedar.ts';
 import { type ParsedPolicy, staticPolicies } from './policy-set.ts';
 import type { CedarRequest } from './request.ts';
 import { ACTIONS, prepareSchema } from './schema.ts';
@@ -146,6 +146,19 @@ export class PolicyIndex {
       }
     }
     return [...out].sort();
+  }
+
+  /** Every policy whose principal scope can match the request's principal (any action, resource). */
+  principalPolicies(req: CedarRequest): ParsedPolicy[] {
+    const pKeys = [ANY, `type:${typeOf(req.principal)}`, `uid:${uidKeyOf(req.principal)}`];
+    for (const a of req.principalAncestors) pKeys.push(`uid:${a}`);
+    const ids = new Set<string>();
+    for (const pk of pKeys) {
+      for (const byResource of this.#buckets.get(pk)?.values() ?? []) {
+        for (const list of byResource.values()) for (const id of list) ids.add(id);
+      }
+    }
+    return [...ids].sort().map((id) => this.byId.get(id) as ParsedPolicy);
   }
 
   #sliceSlot(req: CedarRequest): string {

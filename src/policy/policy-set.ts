@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type InvalidParam, InvalidRequestError } from '../core/index.ts';
-import { cedar } from './cedar.ts';
 import type { CedarTypes } from './cedar.ts';
+import { cedar } from './cedar.ts';
 import { WARDEN_SCHEMA } from './schema.ts';
 
 /** One static policy of a set, with the id Warden knows it by. */
@@ -59,7 +59,10 @@ export function parsePolicySet(text: string): ParsedPolicySet {
     const annotations = { ...(json.json.annotations ?? {}) };
     const id = annotations.id ?? `policy${index}`;
     if (!ID_RE.test(id)) {
-      problems.push({ name: `policies[${index}]`, reason: `policy id ${JSON.stringify(id)} is not a valid id` });
+      problems.push({
+        name: `policies[${index}]`,
+        reason: `policy id ${JSON.stringify(id)} is not a valid id`,
+      });
       return;
     }
     if (seen.has(id)) {
@@ -70,7 +73,10 @@ export function parsePolicySet(text: string): ParsedPolicySet {
     policies.push({ id, text: policyText, effect: json.json.effect, annotations, json: json.json });
   });
   if (problems.length > 0) {
-    throw new InvalidRequestError('the policy set is invalid', { code: 'ERR_POLICY_INVALID', invalidParams: problems });
+    throw new InvalidRequestError('the policy set is invalid', {
+      code: 'ERR_POLICY_INVALID',
+      invalidParams: problems,
+    });
   }
   return { policies, sha256: createHash('sha256').update(text, 'utf8').digest('hex') };
 }

@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { AuditActor, Auditor } from '../audit/index.ts';
+import type { InvalidParam } from '../core/index.ts';
 import { type Clock, ConflictError, InvalidRequestError, NotFoundError } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
-import type { InvalidParam } from '../core/index.ts';
 import { validatePolicySet } from './policy-set.ts';
 import { compileTemplatePolicies, type TemplateGrant, templatePolicyPrefix } from './template-compiler.ts';
 
@@ -65,13 +65,22 @@ function toActivation(row: Record<string, unknown>): PolicyActivation {
 
 /** The latest activation, i.e. which version is active (undefined: none ever activated). */
 export async function activeActivation(db: Kysely<any>): Promise<PolicyActivation | undefined> {
-  const row = await db.selectFrom('policy_activations').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  const row = await db
+    .selectFrom('policy_activations')
+    .selectAll()
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   return row ? toActivation(row) : undefined;
 }
 
 /** Reads one stored version. */
 export async function readVersion(db: Kysely<any>, version: number): Promise<PolicyVersion | undefined> {
-  const row = await db.selectFrom('policy_versions').selectAll().where('version', '=', version).executeTakeFirst();
+  const row = await db
+    .selectFrom('policy_versions')
+    .selectAll()
+    .where('version', '=', version)
+    .executeTakeFirst();
   return row ? toVersion(row) : undefined;
 }
 
@@ -113,7 +122,10 @@ export class PolicyAdmin {
     if (!parsed.success) {
       throw new InvalidRequestError('the policy push is malformed', {
         code: 'ERR_POLICY_INVALID',
-        invalidParams: parsed.error.issues.map((i) => ({ name: i.path.join('.') || 'body', reason: i.message })),
+        invalidParams: parsed.error.issues.map((i) => ({
+          name: i.path.join('.') || 'body',
+          reason: i.message,
+        })),
       });
     }
     const checked = validatePolicySet(parsed.data.policies);
@@ -149,7 +161,12 @@ export class PolicyAdmin {
         action: 'policy.push',
         resource: { type: 'policy_set', id: String(v.version) },
         outcome: 'success',
-        details: { version: v.version, sha256: v.sha256, policy_count: v.policy_count, description: v.description },
+        details: {
+          version: v.version,
+          sha256: v.sha256,
+          policy_count: v.policy_count,
+          description: v.description,
+        },
       }),
     );
     return { ...stored, warnings: checked.warnings };
@@ -175,7 +192,11 @@ export class PolicyAdmin {
     return this.#switch(target, actor, 'rollback');
   }
 
-  async #switch(version: number, actor: AuditActor, kind: 'activate' | 'rollback'): Promise<PolicyActivation> {
+  async #switch(
+    version: number,
+    actor: AuditActor,
+    kind: 'activate' | 'rollback',
+  ): Promise<PolicyActivation> {
     if (!Number.isSafeInteger(version) || version < 1) {
       throw new InvalidRequestError('a policy version is a positive integer', {
         code: 'ERR_POLICY_INVALID',
@@ -189,7 +210,10 @@ export class PolicyAdmin {
           .select('version')
           .where('version', '=', version)
           .executeTakeFirst();
-        if (!exists) throw new NotFoundError(`policy version ${version} does not exist`, { code: 'ERR_POLICY_NOT_FOUND' });
+        if (!exists)
+          throw new NotFoundError(`policy version ${version} does not exist`, {
+            code: 'ERR_POLICY_NOT_FOUND',
+          });
         const current = await activeActivation(tx);
         const row = {
           version,
@@ -198,7 +222,11 @@ export class PolicyAdmin {
           at: this.#clock.now(),
           by: `${actor.type}:${actor.id}`,
         };
-        const inserted = await tx.insertInto('policy_activations').values(row).returning('seq').executeTakeFirst();
+        const inserted = await tx
+          .insertInto('policy_activations')
+          .values(row)
+          .returning('seq')
+          .executeTakeFirst();
         await this.#store.changes.publish(POLICY_CHANNEL, { version }, tx);
         return { seq: Number(inserted?.seq), ...row } as PolicyActivation;
       },
@@ -226,7 +254,8 @@ export class PolicyAdmin {
     const current = await activeActivation(this.#store.db);
     const base = current ? ((await readVersion(this.#store.db, current.version))?.policies ?? '') : '';
     const prefix = templatePolicyPrefix(template.id);
-    const kept = base.trim() === '' ? [] : validatePolicySet(base).policies.filter((p) => !p.id.startsWith(prefix));
+    const kept =
+      base.trim() === '' ? [] : validatePolicySet(base).policies.filter((p) => !p.id.startsWith(prefix));
     const text = [...kept.map((p) => p.text), compiled].filter((t) => t.trim() !== '').join('\n\n');
     const pushed = await this.push(
       { policies: text, description: `template ${template.id} version ${template.version}` },
@@ -238,7 +267,8 @@ export class PolicyAdmin {
 
   async get(version: number): Promise<PolicyVersion> {
     const v = await readVersion(this.#store.db, version);
-    if (!v) throw new NotFoundError(`policy version ${version} does not exist`, { code: 'ERR_POLICY_NOT_FOUND' });
+    if (!v)
+      throw new NotFoundError(`policy version ${version} does not exist`, { code: 'ERR_POLICY_NOT_FOUND' });
     return v;
   }
 

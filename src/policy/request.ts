@@ -9,7 +9,12 @@ const typeSchema = z.string().min(1).max(100);
 
 const refSchema = z.object({ type: typeSchema, id: idSchema }).strict();
 
-const attrValue = z.union([z.string().max(2000), z.number().int(), z.boolean(), z.array(z.string().max(2000)).max(100)]);
+const attrValue = z.union([
+  z.string().max(2000),
+  z.number().int(),
+  z.boolean(),
+  z.array(z.string().max(2000)).max(100),
+]);
 
 /** An entity of a request: its type, id, parents (template, provider, group, server…) and attributes. */
 const entitySchema = z
@@ -128,7 +133,10 @@ export function normalizeRequest(input: unknown, clock: Clock): NormalizedReques
   if (!parsed.success) {
     throw new InvalidRequestError('the decision request is malformed', {
       code: 'ERR_POLICY_REQUEST_INVALID',
-      invalidParams: parsed.error.issues.map((i) => ({ name: i.path.join('.') || 'request', reason: i.message })),
+      invalidParams: parsed.error.issues.map((i) => ({
+        name: i.path.join('.') || 'request',
+        reason: i.message,
+      })),
     });
   }
   const r = parsed.data;
@@ -158,7 +166,8 @@ export function normalizeRequest(input: unknown, clock: Clock): NormalizedReques
     checkType(e.type, `entities[${i}].type`);
     for (const [j, p] of (e.parents ?? []).entries()) checkType(p.type, `entities[${i}].parents[${j}].type`);
   });
-  for (const [j, p] of (r.principal.parents ?? []).entries()) checkType(p.type, `principal.parents[${j}].type`);
+  for (const [j, p] of (r.principal.parents ?? []).entries())
+    checkType(p.type, `principal.parents[${j}].type`);
   for (const [j, p] of (r.resource.parents ?? []).entries()) checkType(p.type, `resource.parents[${j}].type`);
   const norm = (e: RequestEntity): RequestEntity => ({ ...e, type: shortType(e.type) });
   return {
@@ -237,7 +246,9 @@ export function toCedarRequest(r: NormalizedRequest): CedarRequest {
   if (c.http) context.http = { ...c.http };
   // Transitive ancestors of the principal, for slicing.
   const ancestors = new Set<string>();
-  const stack = [...(byKey.get(uidKey(r.principal.type, r.principal.id))?.parents ?? [])] as CedarTypes.TypeAndId[];
+  const stack = [
+    ...(byKey.get(uidKey(r.principal.type, r.principal.id))?.parents ?? []),
+  ] as CedarTypes.TypeAndId[];
   while (stack.length > 0) {
     const p = stack.pop() as CedarTypes.TypeAndId;
     const key = uidKey(p.type, p.id);

@@ -81,7 +81,10 @@ export const ENTITY_TYPES = [
 export type EntityTypeName = (typeof ENTITY_TYPES)[number];
 
 /** Each concrete action: which principal and resource types it applies to, and its groups. */
-export const ACTIONS: Record<string, { principals: EntityTypeName[]; resources: EntityTypeName[]; groups: string[] }> = {
+export const ACTIONS: Record<
+  string,
+  { principals: EntityTypeName[]; resources: EntityTypeName[]; groups: string[] }
+> = {
   call_tool: { principals: ['Agent', 'User'], resources: ['Tool'], groups: ['mcp'] },
   list_tools: { principals: ['Agent', 'User'], resources: ['Server'], groups: ['mcp'] },
   read_resource: { principals: ['Agent', 'User'], resources: ['Resource'], groups: ['mcp'] },
@@ -102,7 +105,9 @@ export function prepareSchema(): string {
   if (!prepared) {
     const answer = cedar.preparseSchema(SCHEMA_NAME, WARDEN_SCHEMA);
     if (answer.type !== 'success') {
-      throw new InternalError(`the Warden Cedar schema does not parse: ${answer.errors.map((e) => e.message).join('; ')}`);
+      throw new InternalError(
+        `the Warden Cedar schema does not parse: ${answer.errors.map((e) => e.message).join('; ')}`,
+      );
     }
     prepared = true;
   }

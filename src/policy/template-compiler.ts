@@ -45,7 +45,7 @@ export function templatePolicyPrefix(templateId: string): string {
 }
 
 function idSafe(value: string): string {
-  return value.replace(/[^A-Za-z0-9_.:\-/@]/g, '_');
+  return value.replace(/[^A-Za-z0-9_.:\-/@*]/g, '_');
 }
 
 /**
@@ -59,7 +59,10 @@ export function compileTemplatePolicies(input: TemplateGrant): string {
   if (!parsed.success) {
     throw new InvalidRequestError('the template is not valid', {
       code: 'ERR_POLICY_TEMPLATE_INVALID',
-      invalidParams: parsed.error.issues.map((i) => ({ name: i.path.join('.') || 'template', reason: i.message })),
+      invalidParams: parsed.error.issues.map((i) => ({
+        name: i.path.join('.') || 'template',
+        reason: i.message,
+      })),
     });
   }
   const t = parsed.data;
