@@ -116,10 +116,16 @@ export class PolicyIndex {
       const pk = principalKey(p.json.principal);
       const rk = resourceKey(p.json.resource);
       let byAction = this.#buckets.get(pk);
-      if (!byAction) this.#buckets.set(pk, (byAction = new Map()));
+      if (!byAction) {
+        byAction = new Map();
+        this.#buckets.set(pk, byAction);
+      }
       for (const ak of new Set(actionKeys(p.json.action))) {
         let byResource = byAction.get(ak);
-        if (!byResource) byAction.set(ak, (byResource = new Map()));
+        if (!byResource) {
+          byResource = new Map();
+          byAction.set(ak, byResource);
+        }
         const ids = byResource.get(rk);
         if (ids) ids.push(p.id);
         else byResource.set(rk, [p.id]);

@@ -181,7 +181,7 @@ function describeActions(
   principalType: string,
 ): string[] {
   const all = Object.keys(ACTIONS).filter((a) =>
-    (ACTIONS[a]?.principals as string[]).includes(principalType),
+    ((ACTIONS[a]?.principals ?? []) as string[]).includes(principalType),
   );
   const expandOne = (e: unknown): string[] => {
     const u = (e as { __entity?: { id: string } }).__entity ?? (e as { id: string });
