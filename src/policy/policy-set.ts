@@ -50,7 +50,14 @@ export function parsePolicySet(text: string): ParsedPolicySet {
   const seen = new Set<string>();
   const policies: ParsedPolicy[] = [];
   const problems: InvalidParam[] = [];
-  parts.policies.forEach((policyText, index) => {
+  // Cedar returns the policies sorted by its own ids (`policy0`, `policy1`, `policy10`…, in byte
+  // order); undo that sort so `policy<N>` names the N-th policy of the text.
+  const cedarIds = parts.policies.map((_, i) => `policy${i}`).sort();
+  const inSourceOrder: string[] = new Array(parts.policies.length);
+  parts.policies.forEach((policyText, k) => {
+    inSourceOrder[Number((cedarIds[k] as string).slice('policy'.length))] = policyText;
+  });
+  inSourceOrder.forEach((policyText, index) => {
     const json = cedar.policyToJson(policyText);
     if (json.type !== 'success') {
       problems.push(...diagnostics(`policies[${index}]`, json.errors));
