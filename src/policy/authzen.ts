@@ -7,7 +7,16 @@ import type { EntityDirectory } from './entity-directory.ts';
 import type { PolicyEngine } from './policy-engine.ts';
 import { staticPolicies } from './policy-set.ts';
 import { type EntityRef, normalizeRequest, type RequestEntity, toCedarRequest } from './request.ts';
-import { ACTIONS, type EntityTypeName, fullType, isEntityType, shortType, WARDEN_SCHEMA } from './schema.ts';
+import {
+  ACTIONS,
+  ENTITY_ATTRIBUTES,
+  type EntityTypeName,
+  fullType,
+  hasAttributeType,
+  isEntityType,
+  shortType,
+  WARDEN_SCHEMA,
+} from './schema.ts';
 
 /**
  * OpenID AuthZEN Authorization API 1.0 over the Warden decision point: access evaluation,
@@ -29,19 +38,6 @@ const AUTHZEN_TYPES: Record<string, EntityTypeName> = {
   endpoint: 'Endpoint',
   credential: 'Credential',
   scope: 'Scope',
-};
-
-/** Entity attributes the schema declares, per type; other AuthZEN properties are not attributes. */
-const ATTRIBUTES: Partial<Record<EntityTypeName, Record<string, 'string' | 'long' | 'bool' | 'strings'>>> = {
-  Agent: { status: 'string', risk_level: 'string', owner: 'string', purpose: 'string' },
-  User: { email: 'string', roles: 'strings' },
-  Provider: { trusted: 'bool' },
-  Template: { version: 'long' },
-  Tool: { risk: 'string' },
-  Resource: { kind: 'string', uri: 'string' },
-  Api: { host: 'string' },
-  Endpoint: { method: 'string', path: 'string' },
-  Credential: { kind: 'string' },
 };
 
 /** Properties naming parents: `template`, `provider`, `server`, `api` (one id), `groups` (ids). */
@@ -168,7 +164,7 @@ function toEntity(
   const type = entityTypeOf(e.type, `${where}.type`);
   const parents: EntityRef[] = [];
   const attrs: Record<string, string | number | boolean | string[]> = {};
-  const declared = ATTRIBUTES[type] ?? {};
+  const declared = ENTITY_ATTRIBUTES[type] ?? {};
   for (const [name, value] of Object.entries(e.properties ?? {})) {
     const bad = (reason: string) =>
       new InvalidRequestError(`property ${name} of the ${where} is invalid`, {
@@ -195,12 +191,7 @@ function toEntity(
       }
     } else if (declared[name]) {
       const kind = declared[name];
-      const ok =
-        (kind === 'string' && typeof value === 'string') ||
-        (kind === 'long' && Number.isSafeInteger(value)) ||
-        (kind === 'bool' && typeof value === 'boolean') ||
-        (kind === 'strings' && Array.isArray(value) && value.every((v) => typeof v === 'string'));
-      if (!ok) throw bad(`expected ${kind}`);
+      if (!hasAttributeType(value, kind)) throw bad(`expected ${kind}`);
       attrs[name] = value as string | number | boolean | string[];
     }
     // Other properties are information for the caller's own records, not Warden attributes.

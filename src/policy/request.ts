@@ -2,7 +2,16 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { type Clock, InvalidRequestError } from '../core/index.ts';
 import type { CedarTypes } from './cedar.ts';
-import { ACTIONS, type EntityTypeName, fullType, isEntityType, shortType } from './schema.ts';
+import {
+  ACTIONS,
+  ENTITY_ATTRIBUTES,
+  ENTITY_PARENTS,
+  type EntityTypeName,
+  fullType,
+  hasAttributeType,
+  isEntityType,
+  shortType,
+} from './schema.ts';
 
 const idSchema = z.string().min(1).max(500);
 const typeSchema = z.string().min(1).max(100);
@@ -125,6 +134,42 @@ function checkType(type: string, where: string): EntityTypeName {
 }
 
 /**
+ * Checks an entity against the Warden schema as Cedar's schema-based parsing would: a declared
+ * type, parents of the types the schema allows, and only declared attributes of the declared types.
+ * (Decisions run without the schema in the hot path: this check is what keeps them schema-exact.)
+ */
+function checkEntity(e: RequestEntity, where: string): void {
+  const type = checkType(e.type, `${where}.type`);
+  const allowedParents = ENTITY_PARENTS[type] ?? [];
+  for (const [j, p] of (e.parents ?? []).entries()) {
+    const parentType = checkType(p.type, `${where}.parents[${j}].type`);
+    if (!allowedParents.includes(parentType)) {
+      throw new InvalidRequestError(`a ${type} cannot be a member of a ${parentType}`, {
+        code: 'ERR_POLICY_REQUEST_INVALID',
+        invalidParams: [
+          {
+            name: `${where}.parents[${j}].type`,
+            reason: allowedParents.length ? `one of ${allowedParents.join(', ')}` : 'no parents allowed',
+          },
+        ],
+      });
+    }
+  }
+  const declared = ENTITY_ATTRIBUTES[type] ?? {};
+  for (const [name, value] of Object.entries(e.attrs ?? {})) {
+    const kind = declared[name];
+    if (!kind || !hasAttributeType(value, kind)) {
+      throw new InvalidRequestError(`attribute ${name} of a ${type} is not in the Warden schema`, {
+        code: 'ERR_POLICY_REQUEST_INVALID',
+        invalidParams: [
+          { name: `${where}.attrs.${name}`, reason: kind ? `expected ${kind}` : 'not a declared attribute' },
+        ],
+      });
+    }
+  }
+}
+
+/**
  * Validates a decision request (zod: shape and limits; the Warden schema: entity types and the
  * action's principal and resource types) and fills the context defaults.
  */
@@ -162,13 +207,9 @@ export function normalizeRequest(input: unknown, clock: Clock): NormalizedReques
     });
   }
   const entities = r.entities ?? [];
-  entities.forEach((e, i) => {
-    checkType(e.type, `entities[${i}].type`);
-    for (const [j, p] of (e.parents ?? []).entries()) checkType(p.type, `entities[${i}].parents[${j}].type`);
-  });
-  for (const [j, p] of (r.principal.parents ?? []).entries())
-    checkType(p.type, `principal.parents[${j}].type`);
-  for (const [j, p] of (r.resource.parents ?? []).entries()) checkType(p.type, `resource.parents[${j}].type`);
+  checkEntity(r.principal, 'principal');
+  checkEntity(r.resource, 'resource');
+  entities.forEach((e, i) => checkEntity(e, `entities[${i}]`));
   const norm = (e: RequestEntity): RequestEntity => ({ ...e, type: shortType(e.type) });
   return {
     principal: norm(r.principal),
@@ -256,12 +297,18 @@ export function toCedarRequest(r: NormalizedRequest): CedarRequest {
     ancestors.add(key);
     stack.push(...((byKey.get(key)?.parents ?? []) as CedarTypes.TypeAndId[]));
   }
+  // Without the schema at evaluation time, the action hierarchy travels with the entities.
+  const actionEntity: CedarTypes.EntityJson = {
+    uid: { type: 'Warden::Action', id: r.action },
+    attrs: {},
+    parents: (ACTIONS[r.action]?.groups ?? []).map((g) => ({ type: 'Warden::Action', id: g })),
+  };
   return {
     principal: { type: fullType(r.principal.type), id: r.principal.id },
     action: { type: 'Warden::Action', id: r.action },
     resource: { type: fullType(r.resource.type), id: r.resource.id },
     context,
-    entities: [...byKey.values(), argsEntity],
+    entities: [...byKey.values(), argsEntity, actionEntity],
     principalAncestors: [...ancestors].sort(),
     resourceType: fullType(r.resource.type),
   };

@@ -95,6 +95,42 @@ export const ACTIONS: Record<
   request_scope: { principals: ['Agent', 'User'], resources: ['Scope'], groups: [] },
 };
 
+/** Entity attributes the schema declares, per type, with their Cedar types. */
+export const ENTITY_ATTRIBUTES: Partial<
+  Record<EntityTypeName, Record<string, 'string' | 'long' | 'bool' | 'strings'>>
+> = {
+  Agent: { status: 'string', risk_level: 'string', owner: 'string', purpose: 'string' },
+  User: { email: 'string', roles: 'strings' },
+  Provider: { trusted: 'bool' },
+  Template: { version: 'long' },
+  Tool: { risk: 'string' },
+  Resource: { kind: 'string', uri: 'string' },
+  Api: { host: 'string' },
+  Endpoint: { method: 'string', path: 'string' },
+  Credential: { kind: 'string' },
+};
+
+/** Parent types the schema allows, per type (`memberOf`). */
+export const ENTITY_PARENTS: Partial<Record<EntityTypeName, EntityTypeName[]>> = {
+  User: ['Group'],
+  Agent: ['Template', 'Provider'],
+  Tool: ['Server'],
+  Resource: ['Server'],
+  Prompt: ['Server'],
+  Endpoint: ['Api'],
+  Credential: ['Api', 'Server'],
+};
+
+/** True when `value` has the Cedar type `kind`. */
+export function hasAttributeType(value: unknown, kind: 'string' | 'long' | 'bool' | 'strings'): boolean {
+  return (
+    (kind === 'string' && typeof value === 'string') ||
+    (kind === 'long' && Number.isSafeInteger(value)) ||
+    (kind === 'bool' && typeof value === 'boolean') ||
+    (kind === 'strings' && Array.isArray(value) && value.every((v) => typeof v === 'string'))
+  );
+}
+
 /** The name the schema is pre-parsed under inside the wasm module. */
 export const SCHEMA_NAME = 'warden-schema-v1';
 

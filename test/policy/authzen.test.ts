@@ -79,10 +79,18 @@ describe('AuthZEN API', () => {
   });
 
   it('refuses malformed bodies, unknown types and unknown actions', () => {
-    assert.throws(() => authzenEvaluation(w.engine, { subject: sb1, action: callTool }), refusedWith('ERR_AUTHZEN_INVALID'));
+    assert.throws(
+      () => authzenEvaluation(w.engine, { subject: sb1, action: callTool }),
+      refusedWith('ERR_AUTHZEN_INVALID'),
+    );
     assert.throws(() => authzenEvaluation(w.engine, 'nope'), refusedWith('ERR_AUTHZEN_INVALID'));
     assert.throws(
-      () => authzenEvaluation(w.engine, { subject: { type: 'robot', id: 'r' }, action: callTool, resource: lookup }),
+      () =>
+        authzenEvaluation(w.engine, {
+          subject: { type: 'robot', id: 'r' },
+          action: callTool,
+          resource: lookup,
+        }),
       refusedWith('ERR_AUTHZEN_INVALID'),
     );
     assert.throws(
@@ -90,7 +98,13 @@ describe('AuthZEN API', () => {
       refusedWith('ERR_AUTHZEN_INVALID'),
     );
     assert.throws(
-      () => authzenEvaluation(w.engine, { subject: sb1, action: callTool, resource: lookup, context: { risk_score: 'x' } }),
+      () =>
+        authzenEvaluation(w.engine, {
+          subject: sb1,
+          action: callTool,
+          resource: lookup,
+          context: { risk_score: 'x' },
+        }),
       refusedWith('ERR_POLICY_REQUEST_INVALID'),
     );
   });
@@ -102,7 +116,10 @@ describe('AuthZEN API', () => {
       evaluations: [
         { resource: lookup },
         { resource: { type: 'tool', id: 'crm/delete', properties: { server: 'crm' } } },
-        { subject: { type: 'agent', id: 'ops-1' }, resource: { type: 'tool', id: 'crm/delete', properties: { server: 'crm' } } },
+        {
+          subject: { type: 'agent', id: 'ops-1' },
+          resource: { type: 'tool', id: 'crm/delete', properties: { server: 'crm' } },
+        },
         { resource: lookup, context: { risk_score: 99 } },
         { action: { name: 'list_tools' }, resource: { type: 'server', id: 'crm' } },
       ],
@@ -205,7 +222,12 @@ describe('AuthZEN API', () => {
     assert.ok(paged.page.next_token);
     const rest = await authzenSubjectSearch(
       w.engine,
-      { subject: { type: 'agent' }, action: callTool, resource: lookup, page: { limit: 2, token: paged.page.next_token } },
+      {
+        subject: { type: 'agent' },
+        action: callTool,
+        resource: lookup,
+        page: { limit: 2, token: paged.page.next_token },
+      },
       { directory },
     );
     assert.deepEqual(

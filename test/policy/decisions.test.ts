@@ -35,7 +35,10 @@ describe('policy decisions', () => {
       @id("allow-all-tools") permit (principal, action == Warden::Action::"call_tool", resource);
       @id("no-risky") @reason("risk above 80") forbid (principal, action, resource) when { context.risk_score > 80 };
     `);
-    assert.equal(decideRaw(idx, 1, call(agent('a1'), 'fs/read', { risk_score: 10 }), clock).decision, 'permit');
+    assert.equal(
+      decideRaw(idx, 1, call(agent('a1'), 'fs/read', { risk_score: 10 }), clock).decision,
+      'permit',
+    );
     const d = decideRaw(idx, 1, call(agent('a1'), 'fs/read', { risk_score: 90 }), clock);
     assert.equal(d.decision, 'deny');
     assert.deepEqual(
@@ -48,7 +51,12 @@ describe('policy decisions', () => {
 
   it('applies a template policy to every agent of the template and only to them', () => {
     const idx = index(
-      compileTemplatePolicies({ id: 'support-bot', version: 3, allowedTools: ['crm/*', 'mail/send'], allowedScopes: ['crm.read'] }),
+      compileTemplatePolicies({
+        id: 'support-bot',
+        version: 3,
+        allowedTools: ['crm/*', 'mail/send'],
+        allowedScopes: ['crm.read'],
+      }),
     );
     const ours = agent('a1', 'support-bot');
     const other = agent('a2', 'sales-bot');
@@ -75,6 +83,31 @@ describe('policy decisions', () => {
     assert.equal(decideRaw(idx, 1, req('alice'), clock).decision, 'permit');
     assert.equal(decideRaw(idx, 1, req('bob'), clock).decision, 'deny');
     assert.equal(decideRaw(idx, 1, req(), clock).decision, 'deny');
+  });
+
+  it('matches an action group and a source address range', () => {
+    const idx = index(`
+      @id("mcp-from-office") permit (principal in Warden::Template::"support-bot", action in Warden::Action::"mcp", resource)
+        when { context has source_ip && context.source_ip.isInRange(ip("10.0.0.0/8")) };
+    `);
+    const req = (action: string, resource: object, source_ip?: string) => ({
+      principal: agent('a1'),
+      action,
+      resource,
+      context: source_ip ? { source_ip } : {},
+    });
+    assert.equal(decideRaw(idx, 1, req('call_tool', tool('crm/x'), '10.1.2.3'), clock).decision, 'permit');
+    assert.equal(
+      decideRaw(idx, 1, req('list_tools', { type: 'Server', id: 'crm' }, '10.1.2.3'), clock).decision,
+      'permit',
+    );
+    assert.equal(decideRaw(idx, 1, req('call_tool', tool('crm/x'), '192.168.1.1'), clock).decision, 'deny');
+    assert.equal(decideRaw(idx, 1, req('call_tool', tool('crm/x')), clock).decision, 'deny');
+    assert.equal(
+      decideRaw(idx, 1, req('http_request', { type: 'Api', id: 'github' }, '10.1.2.3'), clock).decision,
+      'deny',
+      'http_request is not in the mcp group',
+    );
   });
 
   it('turns @approval("required") on the determining permit into an approval obligation', () => {
@@ -109,7 +142,12 @@ describe('policy decisions', () => {
     assert.equal(d.errors.length, 1);
     assert.equal(d.errors[0]?.policy_id, 'overflows');
     assert.match(d.reason, /1 policy failed to evaluate/);
-    const ok = decideRaw(idx, 1, call(agent('a1'), 'git/push', { risk_score: 50, args: { repo: 'public' } }), clock);
+    const ok = decideRaw(
+      idx,
+      1,
+      call(agent('a1'), 'git/push', { risk_score: 50, args: { repo: 'public' } }),
+      clock,
+    );
     assert.equal(ok.decision, 'permit');
     assert.deepEqual(
       ok.determining_policies.map((p) => p.id),
@@ -127,15 +165,20 @@ describe('policy decisions', () => {
     );
     assert.throws(
       () => validatePolicySet('permit (principal, action, resource) when { context.nope };'),
-      (e: unknown) => e instanceof InvalidRequestError && !!e.invalidParams?.some((p) => /nope/.test(p.reason)),
+      (e: unknown) =>
+        e instanceof InvalidRequestError && !!e.invalidParams?.some((p) => /nope/.test(p.reason)),
     );
     assert.throws(
       () => validatePolicySet('permit (principal, action'),
       (e: unknown) => e instanceof InvalidRequestError && (e.invalidParams?.length ?? 0) > 0,
     );
     assert.throws(
-      () => validatePolicySet('@id("x") permit (principal, action, resource); @id("x") forbid (principal, action, resource);'),
-      (e: unknown) => e instanceof InvalidRequestError && !!e.invalidParams?.some((p) => /duplicate/.test(p.reason)),
+      () =>
+        validatePolicySet(
+          '@id("x") permit (principal, action, resource); @id("x") forbid (principal, action, resource);',
+        ),
+      (e: unknown) =>
+        e instanceof InvalidRequestError && !!e.invalidParams?.some((p) => /duplicate/.test(p.reason)),
     );
   });
 
@@ -149,23 +192,61 @@ describe('policy decisions', () => {
     refused({ principal: { type: 'Robot', id: 'r' }, action: 'call_tool', resource: tool('x') });
     refused({ principal: agent('a'), action: 'launch_missiles', resource: tool('x') });
     refused({ principal: agent('a'), action: 'call_tool', resource: { type: 'Scope', id: 'x' } });
-    refused({ principal: { type: 'Agent', id: 'a', attrs: { colour: 'red' } }, action: 'call_tool', resource: tool('x') });
-    refused({ principal: agent('a'), action: 'call_tool', resource: tool('x'), context: { risk_score: 'high' } });
-    refused({ principal: agent('a'), action: 'call_tool', resource: tool('x'), context: { source_ip: 'not-an-ip' } });
+    refused({
+      principal: { type: 'Agent', id: 'a', attrs: { colour: 'red' } },
+      action: 'call_tool',
+      resource: tool('x'),
+    });
+    refused({
+      principal: agent('a'),
+      action: 'call_tool',
+      resource: tool('x'),
+      context: { risk_score: 'high' },
+    });
+    refused({
+      principal: agent('a'),
+      action: 'call_tool',
+      resource: tool('x'),
+      context: { source_ip: 'not-an-ip' },
+    });
     refused({ principal: agent('a'), action: 'call_tool' });
+    refused({
+      principal: agent('a'),
+      action: 'call_tool',
+      resource: { ...tool('x'), parents: [{ type: 'Template', id: 't' }] },
+    });
+    refused({
+      principal: { type: 'Agent', id: 'a', attrs: { status: 3 } },
+      action: 'call_tool',
+      resource: tool('x'),
+    });
+    refused({
+      principal: agent('a'),
+      action: 'call_tool',
+      resource: tool('x'),
+      entities: [{ type: 'Action', id: 'call_tool' }],
+    });
   });
 
   it('builds a policy.decision audit event carrying the request for replay', () => {
     const idx = index('@id("p") permit (principal, action, resource);');
     const req = normalizeRequest(
-      call(agent('a1'), 'fs/read', { delegation: { user: 'alice', agents: ['a1'] }, intent: { text: 'read a file' } }),
+      call(agent('a1'), 'fs/read', {
+        delegation: { user: 'alice', agents: ['a1'] },
+        intent: { text: 'read a file' },
+      }),
       clock,
     );
     const d = decideRaw(idx, 7, req, clock);
     const event = decisionEvent(req, d, { latency_ms: 1 });
     assert.equal(event.type, 'policy.decision');
     assert.deepEqual(event.actor.on_behalf_of, { type: 'user', id: 'alice' });
-    assert.deepEqual(event.decision, { effect: 'permit', approval_required: false, policies: ['p'], reason: d.reason });
+    assert.deepEqual(event.decision, {
+      effect: 'permit',
+      approval_required: false,
+      policies: ['p'],
+      reason: d.reason,
+    });
     assert.equal(event.outcome, 'success');
     assert.deepEqual((event.details as { request: unknown }).request, req);
     assert.equal((event.details as { policy_version: number }).policy_version, 7);

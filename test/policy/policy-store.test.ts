@@ -6,8 +6,10 @@ import { ConflictError, InvalidRequestError, NotFoundError } from '../../src/cor
 import { BACKENDS } from '../support/databases.ts';
 import { admin, agent, policyWorld, tool } from './support.ts';
 
-const ALLOW_CRM = '@id("crm") permit (principal in Warden::Template::"support-bot", action == Warden::Action::"call_tool", resource in Warden::Server::"crm");';
-const ALLOW_MAIL = '@id("mail") permit (principal in Warden::Template::"support-bot", action == Warden::Action::"call_tool", resource in Warden::Server::"mail");';
+const ALLOW_CRM =
+  '@id("crm") permit (principal in Warden::Template::"support-bot", action == Warden::Action::"call_tool", resource in Warden::Server::"crm");';
+const ALLOW_MAIL =
+  '@id("mail") permit (principal in Warden::Template::"support-bot", action == Warden::Action::"call_tool", resource in Warden::Server::"mail");';
 
 const crmCall = { principal: agent('a1'), action: 'call_tool', resource: tool('crm/lookup') };
 const mailCall = { principal: agent('a1'), action: 'call_tool', resource: tool('mail/send') };
@@ -15,7 +17,8 @@ const mailCall = { principal: agent('a1'), action: 'call_tool', resource: tool('
 async function policyEvents(world: Awaited<ReturnType<typeof policyWorld>>) {
   const events = [];
   for (const { partition } of await listPartitions(world.store.db)) {
-    for (const e of await readEvents(world.store.db, partition, 0, 1000)) if (e.type === 'policy.changed') events.push(e);
+    for (const e of await readEvents(world.store.db, partition, 0, 1000))
+      if (e.type === 'policy.changed') events.push(e);
   }
   return events;
 }
@@ -26,7 +29,10 @@ for (const backend of BACKENDS) {
       const w = await policyWorld(backend);
       try {
         await assert.rejects(
-          w.admin.push({ policies: '@id("bad") permit (principal, action, resource) when { context.no_such_field };' }, admin),
+          w.admin.push(
+            { policies: '@id("bad") permit (principal, action, resource) when { context.no_such_field };' },
+            admin,
+          ),
           (e: unknown) =>
             e instanceof InvalidRequestError &&
             e.code === 'ERR_POLICY_INVALID' &&
@@ -112,7 +118,10 @@ for (const backend of BACKENDS) {
     it('compiles a template into the active set, replacing its earlier policies', async () => {
       const w = await policyWorld(backend);
       try {
-        await w.admin.push({ policies: '@id("base") forbid (principal, action, resource) when { context.risk_score > 90 };' }, admin);
+        await w.admin.push(
+          { policies: '@id("base") forbid (principal, action, resource) when { context.risk_score > 90 };' },
+          admin,
+        );
         await w.admin.activate(1, admin);
         await w.admin.pushTemplate(
           { id: 'support-bot', version: 1, allowedTools: ['crm/lookup', 'mail/send'], allowedScopes: [] },

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidRequestError } from '../../src/core/index.ts';
-import { decisionEvent, leastAgency, loadVersionIndex, normalizeRequest, simulate } from '../../src/policy/index.ts';
+import {
+  decisionEvent,
+  leastAgency,
+  loadVersionIndex,
+  normalizeRequest,
+  simulate,
+} from '../../src/policy/index.ts';
 import { BACKENDS } from '../support/databases.ts';
 import { admin, agent, type PolicyWorld, policyWorld, tool } from './support.ts';
 
@@ -33,7 +39,11 @@ for (const backend of BACKENDS) {
         await w.admin.activate(1, admin);
         await w.engine.reload();
         const start = w.clock.now();
-        const call = (id: string, t: string) => ({ principal: agent(id), action: 'call_tool', resource: tool(t) });
+        const call = (id: string, t: string) => ({
+          principal: agent(id),
+          action: 'call_tool',
+          resource: tool(t),
+        });
         await decideAndRecord(w, call('a1', 'crm/lookup')); // permit → permit
         w.clock.advance(1000);
         await decideAndRecord(w, call('a1', 'crm/delete')); // permit → deny
@@ -46,7 +56,13 @@ for (const backend of BACKENDS) {
         const proposed = await w.admin.push({ policies: PROPOSED }, admin);
         const index = await loadVersionIndex(w.store, proposed.version);
         assert.ok(index);
-        const report = await simulate(w.store, index, proposed.version, { from: start, to: start + 10_000 }, w.clock);
+        const report = await simulate(
+          w.store,
+          index,
+          proposed.version,
+          { from: start, to: start + 10_000 },
+          w.clock,
+        );
         index.dispose();
         assert.equal(report.evaluated, 4);
         assert.equal(report.unchanged, 1);
@@ -59,7 +75,11 @@ for (const backend of BACKENDS) {
           [['a2', 'fs/read', ['fs']]],
         );
         assert.deepEqual(
-          report.approval_changed.map((c) => [c.resource.id, c.before.approval_required, c.after.approval_required]),
+          report.approval_changed.map((c) => [
+            c.resource.id,
+            c.before.approval_required,
+            c.after.approval_required,
+          ]),
           [['mail/send', false, true]],
         );
         assert.deepEqual(report.failed, []);
@@ -80,11 +100,29 @@ for (const backend of BACKENDS) {
         await w.admin.activate(1, admin);
         await w.engine.reload();
         const start = w.clock.now();
-        await decideAndRecord(w, { principal: agent('a1'), action: 'call_tool', resource: tool('crm/lookup') });
-        await decideAndRecord(w, { principal: agent('a1'), action: 'call_tool', resource: tool('crm/search') });
-        await decideAndRecord(w, { principal: agent('a2'), action: 'call_tool', resource: tool('mail/send') });
+        await decideAndRecord(w, {
+          principal: agent('a1'),
+          action: 'call_tool',
+          resource: tool('crm/lookup'),
+        });
+        await decideAndRecord(w, {
+          principal: agent('a1'),
+          action: 'call_tool',
+          resource: tool('crm/search'),
+        });
+        await decideAndRecord(w, {
+          principal: agent('a2'),
+          action: 'call_tool',
+          resource: tool('mail/send'),
+        });
         await decideAndRecord(w, { principal: agent('a1'), action: 'call_tool', resource: tool('fs/read') });
-        const report = await leastAgency(w.store, w.engine.index, agent('a1'), { from: start, to: start + 10_000 }, w.clock);
+        const report = await leastAgency(
+          w.store,
+          w.engine.index,
+          agent('a1'),
+          { from: start, to: start + 10_000 },
+          w.clock,
+        );
         assert.deepEqual(
           report.grants.map((g) => [g.policy_id, g.actions, g.resource, g.uses]),
           [
@@ -97,7 +135,13 @@ for (const backend of BACKENDS) {
           report.unused.map((g) => g.policy_id),
           ['mail', 'scope'],
         );
-        const other = await leastAgency(w.store, w.engine.index, agent('a9', 'sales-bot'), { from: start, to: start + 10_000 }, w.clock);
+        const other = await leastAgency(
+          w.store,
+          w.engine.index,
+          agent('a9', 'sales-bot'),
+          { from: start, to: start + 10_000 },
+          w.clock,
+        );
         assert.deepEqual(other.grants, []);
       } finally {
         await w.close();

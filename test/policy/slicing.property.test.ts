@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ManualClock } from '../../src/core/index.ts';
-import { decideWith, normalizeRequest, PolicyIndex, parsePolicySet, toCedarRequest } from '../../src/policy/index.ts';
+import {
+  decideWith,
+  normalizeRequest,
+  PolicyIndex,
+  parsePolicySet,
+  toCedarRequest,
+} from '../../src/policy/index.ts';
 
 const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
 const AGENTS = ['a1', 'a2', 'a3'];
@@ -24,7 +30,9 @@ const principal = fc.oneof(
 );
 const action = fc.oneof(
   fc.constant('action'),
-  fc.constantFrom('call_tool', 'read_resource', 'list_tools', 'request_scope').map((a) => `action == Warden::Action::"${a}"`),
+  fc
+    .constantFrom('call_tool', 'read_resource', 'list_tools', 'request_scope')
+    .map((a) => `action == Warden::Action::"${a}"`),
   fc.constant('action in [Warden::Action::"call_tool", Warden::Action::"list_tools"]'),
   fc.constant('action in Warden::Action::"mcp"'),
 );
@@ -49,7 +57,10 @@ const condition = fc.oneof(
 );
 const policy = fc
   .tuple(fc.constantFrom('permit', 'forbid', 'permit'), principal, action, resource, condition, fc.boolean())
-  .map(([effect, p, a, r, c, approval]) => `${approval ? '@approval("required") ' : ''}${effect} (${p}, ${a}, ${r})${c};`);
+  .map(
+    ([effect, p, a, r, c, approval]) =>
+      `${approval ? '@approval("required") ' : ''}${effect} (${p}, ${a}, ${r})${c};`,
+  );
 
 const request = fc
   .record({
@@ -106,31 +117,43 @@ const request = fc
 describe('policy slicing', () => {
   it('decides exactly like naive full-set evaluation on random policies and requests', () => {
     fc.assert(
-      fc.property(fc.array(policy, { minLength: 0, maxLength: 25 }), fc.array(request, { minLength: 1, maxLength: 6 }), (texts, requests) => {
-        const index = new PolicyIndex(parsePolicySet(texts.join('\n')).policies);
-        try {
-          for (const raw of requests) {
-            const req = normalizeRequest(raw, clock);
-            const sliced = decideWith(index, 1, req);
-            const naive = decideWith(index, 1, req, true);
-            assert.deepEqual(sliced, naive);
+      fc.property(
+        fc.array(policy, { minLength: 0, maxLength: 25 }),
+        fc.array(request, { minLength: 1, maxLength: 6 }),
+        (texts, requests) => {
+          const index = new PolicyIndex(parsePolicySet(texts.join('\n')).policies);
+          try {
+            for (const raw of requests) {
+              const req = normalizeRequest(raw, clock);
+              const sliced = decideWith(index, 1, req);
+              const naive = decideWith(index, 1, req, true);
+              assert.deepEqual(sliced, naive);
+            }
+          } finally {
+            index.dispose();
           }
-        } finally {
-          index.dispose();
-        }
-      }),
+        },
+      ),
       { numRuns: 200 },
     );
   });
 
   it('gives a request only the policies whose scope can match it', () => {
     const texts = [
-      ...Array.from({ length: 50 }, (_, i) => `permit (principal in Warden::Template::"t${i}", action == Warden::Action::"call_tool", resource);`),
+      ...Array.from(
+        { length: 50 },
+        (_, i) =>
+          `permit (principal in Warden::Template::"t${i}", action == Warden::Action::"call_tool", resource);`,
+      ),
       'forbid (principal, action, resource) when { context.risk_score > 90 };',
     ];
     const index = new PolicyIndex(parsePolicySet(texts.join('\n')).policies);
     const req = normalizeRequest(
-      { principal: { type: 'Agent', id: 'a', parents: [{ type: 'Template', id: 't7' }] }, action: 'call_tool', resource: { type: 'Tool', id: 'x' } },
+      {
+        principal: { type: 'Agent', id: 'a', parents: [{ type: 'Template', id: 't7' }] },
+        action: 'call_tool',
+        resource: { type: 'Tool', id: 'x' },
+      },
       clock,
     );
     assert.deepEqual(index.sliceIds(toCedarRequest(req)), ['policy50', 'policy7']);

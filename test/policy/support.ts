@@ -18,7 +18,10 @@ export interface PolicyWorld {
 }
 
 /** A migrated database with the policy admin, an auditor and a decision engine on it. */
-export async function policyWorld(backend: Backend, db?: { url: string | undefined; dataDir: string }): Promise<PolicyWorld> {
+export async function policyWorld(
+  backend: Backend,
+  db?: { url: string | undefined; dataDir: string },
+): Promise<PolicyWorld> {
   const { url, dataDir } = db ?? (await freshDatabase(backend));
   const store = await Store.open({ url, dataDir });
   await store.migrate({ ...storeMigrations, ...auditMigrations, ...policyMigrations });
