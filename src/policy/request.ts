@@ -209,7 +209,7 @@ export function normalizeRequest(input: unknown, clock: Clock): NormalizedReques
   const entities = r.entities ?? [];
   checkEntity(r.principal, 'principal');
   checkEntity(r.resource, 'resource');
-  entities.forEach((e, i) => checkEntity(e, `entities[${i}]`));
+  for (const [i, e] of entities.entries()) checkEntity(e, `entities[${i}]`);
   const norm = (e: RequestEntity): RequestEntity => ({ ...e, type: shortType(e.type) });
   return {
     principal: norm(r.principal),

@@ -171,7 +171,10 @@ describe('AuthZEN API', () => {
     });
     assert.ok('evaluations' in r);
     assert.equal(r.evaluations[0]?.decision, false);
-    assert.equal((r.evaluations[0]?.context?.error as { code: string }).code, 'ERR_AUTHZEN_INVALID');
+    assert.equal(
+      (r.evaluations[0]?.context?.error as { code?: string } | undefined)?.code,
+      'ERR_AUTHZEN_INVALID',
+    );
     assert.equal(r.evaluations[1]?.decision, true);
   });
 
