@@ -1,0 +1,11 @@
+import type { Migration } from 'kysely';
+import { auditMigrations } from '../audit/index.ts';
+import { identityMigrations } from '../identity/index.ts';
+import { storeMigrations } from '../store/index.ts';
+
+/** Every part's migrations; the store runs them in name (timestamp) order. */
+export const allMigrations: Record<string, Migration> = {
+  ...storeMigrations,
+  ...auditMigrations,
+  ...identityMigrations,
+};
