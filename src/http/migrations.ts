@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import { auditMigrations } from '../audit/index.ts';
 import { identityMigrations } from '../identity/index.ts';
+import { policyMigrations } from '../policy/index.ts';
 import { storeMigrations } from '../store/index.ts';
 
 /** Every part's migrations; the store runs them in name (timestamp) order. */
@@ -8,4 +9,5 @@ export const allMigrations: Record<string, Migration> = {
   ...storeMigrations,
   ...auditMigrations,
   ...identityMigrations,
+  ...policyMigrations,
 };

@@ -17,6 +17,7 @@ import {
   type WardenConfig,
 } from '../core/index.ts';
 import { Identity } from '../identity/index.ts';
+import { PolicyAdmin, PolicyEngine } from '../policy/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { allMigrations } from './migrations.ts';
 
@@ -35,6 +36,8 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  /** The decision point: versioned policy sets (admin) and this node's warm engine. */
+  policy: { admin: PolicyAdmin; engine: PolicyEngine };
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -103,6 +106,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
     });
     const identity = new Identity({ store, auditor, clock });
+    const policy = {
+      admin: new PolicyAdmin({ store, auditor, clock }),
+      engine: await PolicyEngine.open({ store, clock, logger }),
+    };
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
@@ -116,8 +123,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor,
       identity,
+      policy,
       metrics,
       async close() {
+        await policy.engine.close();
         await store.close();
       },
     };

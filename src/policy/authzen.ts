@@ -6,7 +6,13 @@ import type { Decision } from './decision.ts';
 import type { EntityDirectory } from './entity-directory.ts';
 import type { PolicyEngine } from './policy-engine.ts';
 import { staticPolicies } from './policy-set.ts';
-import { type EntityRef, normalizeRequest, type RequestEntity, toCedarRequest } from './request.ts';
+import {
+  type EntityRef,
+  type NormalizedRequest,
+  normalizeRequest,
+  type RequestEntity,
+  toCedarRequest,
+} from './request.ts';
 import {
   ACTIONS,
   ENTITY_ATTRIBUTES,
@@ -245,15 +251,34 @@ export function toAuthzenDecision(d: Decision): AuthzenDecision {
   };
 }
 
+/** Called with each decision an evaluation made (to record it as a `policy.decision` event). */
+export type DecisionListener = (request: NormalizedRequest, decision: Decision) => void;
+
+function decideEvaluation(
+  engine: PolicyEngine,
+  r: AuthzenEvaluationRequest,
+  onDecision: DecisionListener | undefined,
+): AuthzenDecision {
+  const request = normalizeRequest(toDecisionRequest(r), engine.clock);
+  const decision = engine.decideNormalized(request);
+  onDecision?.(request, decision);
+  return toAuthzenDecision(decision);
+}
+
 /** `POST /access/v1/evaluation`. */
-export function authzenEvaluation(engine: PolicyEngine, body: unknown): AuthzenDecision {
+export function authzenEvaluation(
+  engine: PolicyEngine,
+  body: unknown,
+  options: { onDecision?: DecisionListener | undefined } = {},
+): AuthzenDecision {
   const r = parseBody(evaluationSchema, body, 'evaluation');
-  return toAuthzenDecision(engine.decide(toDecisionRequest(r)));
+  return decideEvaluation(engine, r, options.onDecision);
 }
 
 export interface EvaluationsOptions {
   /** Largest accepted `evaluations` array (default 100). */
   maxBatch?: number;
+  onDecision?: DecisionListener | undefined;
 }
 
 /**
@@ -272,12 +297,11 @@ export function authzenEvaluations(
   const maxBatch = options.maxBatch ?? 100;
   const items = r.evaluations ?? [];
   if (items.length === 0) {
-    return authzenEvaluation(engine, {
-      subject: r.subject,
-      action: r.action,
-      resource: r.resource,
-      context: r.context,
-    });
+    return authzenEvaluation(
+      engine,
+      { subject: r.subject, action: r.action, resource: r.resource, context: r.context },
+      { onDecision: options.onDecision },
+    );
   }
   if (items.length > maxBatch) {
     throw new InvalidRequestError(`at most ${maxBatch} evaluations per request`, {
@@ -300,7 +324,7 @@ export function authzenEvaluations(
         },
         `evaluations[${i}]`,
       );
-      result = toAuthzenDecision(engine.decide(toDecisionRequest(merged)));
+      result = decideEvaluation(engine, merged, options.onDecision);
     } catch (e) {
       if (!(e instanceof WardenError) || e.status >= 500) throw e;
       result = {

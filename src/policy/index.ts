@@ -9,6 +9,7 @@ export {
   authzenResourceSearch,
   authzenSubjectSearch,
   cedarTypeOf,
+  type DecisionListener,
   type EvaluationsOptions,
   entityTypeOf,
   type SearchOptions,
