@@ -4,6 +4,7 @@ import { CliError } from './cli-error.ts';
 import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { policyCommand } from './commands/policy.ts';
 import { registryCommands } from './commands/registry.ts';
 import { serveCommand } from './commands/serve.ts';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   loginCommand(program);
   registryCommands(program);
   keysCommand(program);
+  policyCommand(program);
   return program;
 }
 
