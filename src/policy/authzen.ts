@@ -422,7 +422,7 @@ function candidatesFrom(answer: CedarTypes.ResidualResponse, variable: 'principa
   };
   for (const id of answer.nontrivialResiduals) {
     const p = answer.residuals[id];
-    if (!p || p.effect !== 'permit') continue;
+    if (p?.effect !== 'permit') continue;
     const found = { any: false };
     walk(p.conditions, found);
     if (!found.any) out.all = true;
