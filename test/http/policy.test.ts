@@ -102,6 +102,12 @@ for (const backend of BACKENDS) {
         who.body.results.map((r: { id: string }) => r.id).sort(),
         agents.map((a) => a.id).sort(),
       );
+      const bare = await s.call('POST', '/access/v1/evaluation', {
+        subject: { type: 'agent', id: bot.id, properties: { template: 'claimed-other-template' } },
+        action: { name: 'call_tool' },
+        resource: tickets,
+      });
+      assert.equal(bare.body.decision, true, 'template and provider come from the registry, not the caller');
       const what = await s.call('POST', '/access/v1/search/action', { subject, resource: tickets });
       assert.deepEqual(what.body.results, [{ name: 'call_tool' }]);
 

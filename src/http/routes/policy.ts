@@ -119,6 +119,55 @@ function identityDirectory(warden: Warden, caller: Caller): EntityDirectory {
   };
 }
 
+/**
+ * AuthZEN subjects of type agent get their template and provider from the registry (the source
+ * of truth), not from what the caller claims; unknown agents keep what was sent.
+ */
+async function withRegistryFacts(warden: Warden, caller: Caller, body: Record<string, unknown>) {
+  const cache = new Map<string, Record<string, unknown> | undefined>();
+  const fix = async (subject: unknown): Promise<unknown> => {
+    if (!subject || typeof subject !== 'object') return subject;
+    const s = subject as { type?: unknown; id?: unknown; properties?: unknown };
+    if (
+      (s.type !== 'agent' && s.type !== 'Agent' && s.type !== 'Warden::Agent') ||
+      typeof s.id !== 'string'
+    ) {
+      return subject;
+    }
+    if (!cache.has(s.id)) {
+      try {
+        const a = await warden.identity.agents.get(s.id, caller);
+        // Only an exact id match: a name would give the entity a different id than policies use.
+        if (a.id !== s.id) throw new NotFoundError('not an agent id');
+        cache.set(s.id, {
+          template: a.template_id,
+          provider: a.provider_id,
+          status: a.status,
+          risk_level: a.risk_tier,
+        });
+      } catch (e) {
+        if (!(e instanceof NotFoundError)) throw e;
+        cache.set(s.id, undefined);
+      }
+    }
+    const facts = cache.get(s.id);
+    if (!facts) return subject;
+    const props = s.properties && typeof s.properties === 'object' ? s.properties : {};
+    return { ...s, properties: { ...props, ...facts } };
+  };
+  const out: Record<string, unknown> = { ...body, subject: await fix(body.subject) };
+  if (Array.isArray(body.evaluations)) {
+    out.evaluations = await Promise.all(
+      body.evaluations.map(async (item: unknown) =>
+        item && typeof item === 'object' && 'subject' in item
+          ? { ...(item as object), subject: await fix((item as { subject: unknown }).subject) }
+          : item,
+      ),
+    );
+  }
+  return out;
+}
+
 /** Decisions made through the API are recorded in the ledger (they feed simulation and least agency). */
 function recorder(warden: Warden): { listener: DecisionListener; flush(): Promise<void> } {
   const events: AuditEventInput[] = [];
@@ -287,9 +336,11 @@ export function policyRoutes(warden: Warden): AnyRoute[] {
       auth: PEPS,
       body: jsonObject,
       response: { status: 200, schema: jsonObject },
-      handler: async ({ body }) => {
+      handler: async ({ body, caller }) => {
         const r = recorder(warden);
-        const out = authzenEvaluation(engine, body, { onDecision: r.listener });
+        const out = authzenEvaluation(engine, await withRegistryFacts(warden, caller, body), {
+          onDecision: r.listener,
+        });
         await r.flush();
         return out;
       },
@@ -302,9 +353,11 @@ export function policyRoutes(warden: Warden): AnyRoute[] {
       auth: PEPS,
       body: jsonObject,
       response: { status: 200, schema: jsonObject },
-      handler: async ({ body }) => {
+      handler: async ({ body, caller }) => {
         const r = recorder(warden);
-        const out = authzenEvaluations(engine, body, { onDecision: r.listener });
+        const out = authzenEvaluations(engine, await withRegistryFacts(warden, caller, body), {
+          onDecision: r.listener,
+        });
         await r.flush();
         return out;
       },
@@ -328,8 +381,10 @@ export function policyRoutes(warden: Warden): AnyRoute[] {
       auth: PEPS,
       body: jsonObject,
       response: { status: 200, schema: jsonObject },
-      handler: ({ body, caller }) =>
-        authzenResourceSearch(engine, body, { directory: identityDirectory(warden, caller) }),
+      handler: async ({ body, caller }) =>
+        authzenResourceSearch(engine, await withRegistryFacts(warden, caller, body), {
+          directory: identityDirectory(warden, caller),
+        }),
     }),
     defineRoute({
       method: 'POST',
@@ -339,7 +394,8 @@ export function policyRoutes(warden: Warden): AnyRoute[] {
       auth: PEPS,
       body: jsonObject,
       response: { status: 200, schema: jsonObject },
-      handler: ({ body }) => authzenActionSearch(engine, body),
+      handler: async ({ body, caller }) =>
+        authzenActionSearch(engine, await withRegistryFacts(warden, caller, body)),
     }),
   ];
 }
