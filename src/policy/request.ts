@@ -263,11 +263,25 @@ export function toCedarRequest(r: NormalizedRequest): CedarRequest {
     parents: [],
     tags: Object.fromEntries(Object.entries(r.context.args ?? {}).map(([k, v]) => [k, argText(v)])),
   };
+  // Numeric arguments also as Long tags (rounded up, so `> N` comparisons never under-count).
+  const numArgsEntity: CedarTypes.EntityJson = {
+    uid: { type: 'Warden::NumArgs', id: 'request' },
+    attrs: {},
+    parents: [],
+    tags: Object.fromEntries(
+      Object.entries(r.context.args ?? {}).flatMap(([k, v]) => {
+        const n =
+          typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+        return Number.isFinite(n) && Math.abs(n) < 2 ** 53 ? [[k, Math.ceil(n)]] : [];
+      }),
+    ),
+  };
   const c = r.context;
   const t = new Date(c.time);
   const context: CedarTypes.Context = {
     intent: { text: c.intent?.text ?? '', task_id: c.intent?.task_id ?? '', goal: c.intent?.goal ?? '' },
     args: { __entity: { type: 'Warden::Args', id: 'request' } },
+    num_args: { __entity: { type: 'Warden::NumArgs', id: 'request' } },
     delegation: {
       ...(c.delegation?.user ? { user: { __entity: { type: 'Warden::User', id: c.delegation.user } } } : {}),
       agents: (c.delegation?.agents ?? []).map((id) => ({ __entity: { type: 'Warden::Agent', id } })),
@@ -308,7 +322,7 @@ export function toCedarRequest(r: NormalizedRequest): CedarRequest {
     action: { type: 'Warden::Action', id: r.action },
     resource: { type: fullType(r.resource.type), id: r.resource.id },
     context,
-    entities: [...byKey.values(), argsEntity, actionEntity],
+    entities: [...byKey.values(), argsEntity, numArgsEntity, actionEntity],
     principalAncestors: [...ancestors].sort(),
     resourceType: fullType(r.resource.type),
   };

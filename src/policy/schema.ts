@@ -30,6 +30,7 @@ export const WARDEN_SCHEMA = `namespace Warden {
   entity Credential in [Api, Server] { kind?: String };
   entity Scope;
   entity Args tags String;
+  entity NumArgs tags Long;
 
   type Intent = { text: String, task_id: String, goal: String };
   type Delegation = { user?: User, agents: Set<Agent>, depth: Long };
@@ -40,6 +41,7 @@ export const WARDEN_SCHEMA = `namespace Warden {
   type RequestContext = {
     intent: Intent,
     args: Args,
+    num_args: NumArgs,
     delegation: Delegation,
     risk_score: Long,
     time: Time,

@@ -137,10 +137,20 @@ for (const backend of BACKENDS) {
         ['tickets'],
       );
 
+      const compiled = await s.call('POST', `/v1/policies/templates/${template.id}`, { activate: true });
+      assert.equal(compiled.status, 201, JSON.stringify(compiled.body));
+      await s.warden.policy.engine.reload();
+      const create = await s.call('POST', '/access/v1/evaluation', {
+        subject: { type: 'agent', id: bot.id },
+        action: { name: 'call_tool' },
+        resource: { type: 'tool', id: 'tickets.create' },
+      });
+      assert.equal(create.body.decision, true, 'the template allows tickets.create');
+      assert.deepEqual(create.body.context.policies, [`template:${template.id}:tool:tickets.create`]);
       assert.equal((await s.call('POST', '/v1/policies/2/activate')).status, 200);
       const rolled = await s.call('POST', '/v1/policies/rollback', {});
       assert.equal(rolled.status, 200);
-      assert.equal(rolled.body.version, 1);
+      assert.equal(rolled.body.version, 3, 'back to the compiled template version');
       const meta = await s.call('GET', '/.well-known/authzen-configuration', undefined, null);
       assert.equal(meta.status, 200);
       assert.equal(

@@ -130,6 +130,74 @@ describe('policy decisions', () => {
     assert.equal(plain.approval_required, false);
   });
 
+  it('compiles conditional approvals, wildcard rules, intent and attestation requirements', () => {
+    const idx = index(
+      compileTemplatePolicies({
+        id: 'pay-bot',
+        version: 2,
+        allowedTools: ['payments.*', 'mail/send'],
+        allowedScopes: [],
+        approvalRules: [
+          { tool: 'payments.transfer', argument: 'amount', above: 100, approvers: 'group', group: 'finance' },
+          { tool: 'mail/send', argument: 'recipients', above: 10 },
+        ],
+        requireIntent: ['payments.*'],
+        requireAttestation: true,
+      }),
+    );
+    const bot = agent('p1', 'pay-bot');
+    const ok = { attestation: { verified: true }, intent: { text: 'pay invoice 42' } };
+    const pay = (args: Record<string, unknown>, context: object = ok) =>
+      decideRaw(
+        idx,
+        1,
+        {
+          principal: bot,
+          action: 'call_tool',
+          resource: { type: 'Tool', id: 'payments.transfer', parents: [{ type: 'Server', id: 'payments' }] },
+          context: { ...context, args },
+        },
+        clock,
+      );
+    assert.deepEqual(
+      [
+        pay({ amount: 50 }),
+        pay({ amount: 100 }),
+        pay({ amount: 100.5 }),
+        pay({ amount: 5000 }),
+        pay({ amount: 'lots' }),
+        pay({}),
+      ].map((d) => [d.decision, d.approval_required]),
+      [
+        ['permit', false],
+        ['permit', false],
+        ['permit', true],
+        ['permit', true],
+        ['permit', true],
+        ['permit', false],
+      ],
+    );
+    assert.deepEqual(pay({ amount: 5000 }).approvers, ['group:finance']);
+    assert.equal(pay({ amount: 5 }, { attestation: { verified: true } }).decision, 'deny', 'intent required');
+    assert.equal(pay({ amount: 5 }, { intent: { text: 'x' } }).decision, 'deny', 'attestation required');
+    const mail = (n: number) =>
+      decideRaw(idx, 1, call(bot, 'mail/send', { ...ok, args: { recipients: n } }), clock);
+    assert.equal(mail(3).approval_required, false);
+    assert.equal(mail(11).approval_required, true);
+    assert.equal(mail(11).decision, 'permit');
+    assert.throws(
+      () =>
+        compileTemplatePolicies({
+          id: 't',
+          version: 1,
+          allowedTools: ['a.*'],
+          allowedScopes: [],
+          approvalRules: [{ tool: 'b.x' }],
+        }),
+      (e: unknown) => e instanceof InvalidRequestError && e.code === 'ERR_POLICY_TEMPLATE_INVALID',
+    );
+  });
+
   it('reports policies that fail to evaluate as errors', () => {
     const idx = index(`
       @id("overflows") permit (principal, action == Warden::Action::"call_tool", resource)

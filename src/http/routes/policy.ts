@@ -276,6 +276,45 @@ export function policyRoutes(warden: Warden): AnyRoute[] {
       },
     }),
     defineRoute({
+      method: 'POST',
+      url: '/v1/policies/templates/:ref',
+      tag: 'policies',
+      summary:
+        "Compile a registry template's tools, scopes and approval rules into the policy set (new version)",
+      auth: ['admin'],
+      params: z.object({ ref: z.string().min(1).max(64) }).strict(),
+      body: z
+        .object({ version: z.number().int().min(1).optional(), activate: z.boolean().optional() })
+        .strict(),
+      response: { status: 201, schema: versionOut },
+      handler: async ({ params, body, caller }) => {
+        const t = await warden.identity.templates.get(params.ref);
+        const v = body.version
+          ? await warden.identity.templates.version(t.id, body.version)
+          : { version: t.latest_version, spec: t.spec };
+        const spec = v.spec;
+        return admin.pushTemplate(
+          {
+            id: t.id,
+            version: v.version,
+            allowedTools: spec.allowed_tools,
+            allowedScopes: spec.allowed_scopes,
+            approvalRules: spec.approval_rules.map((r) => ({
+              tool: r.tool,
+              argument: r.argument,
+              above: r.above,
+              approvers: r.approvers,
+              group: r.group,
+            })),
+            requireIntent: spec.require_intent,
+            requireAttestation: spec.attestation.required,
+          },
+          actorOf(caller),
+          { activate: body.activate ?? false },
+        );
+      },
+    }),
+    defineRoute({
       method: 'GET',
       url: '/v1/policies/:version',
       tag: 'policies',
