@@ -50,6 +50,10 @@ const condition = fc.oneof(
   fc.integer({ min: 0, max: 100 }).map((n) => ` when { context.risk_score > ${n} }`),
   fc.constantFrom('k1', 'k2').map((k) => ` when { context.args.hasTag("${k}") }`),
   fc.constant(' when { context.approval.state == "approved" }'),
+  fc
+    .integer({ min: 0, max: 10 })
+    .map((n) => ` when { context.num_args.hasTag("k1") && context.num_args.getTag("k1") > ${n} }`),
+  fc.constant(' when { context.num_args.getTag("k2") > 3 }'),
   fc.constantFrom(...TEMPLATES).map((t) => ` when { principal in Warden::Template::"${t}" }`),
   fc.constantFrom(...SERVERS).map((s) => ` unless { resource in Warden::Server::"${s}" }`),
   fc.constant(' when { context.risk_score * 1000000000000000000 > 0 }'),
@@ -108,7 +112,7 @@ const request = fc
       resource,
       context: {
         risk_score: r.risk,
-        args: Object.fromEntries(r.args.map((k) => [k, 'v'])),
+        args: Object.fromEntries(r.args.map((k, i) => [k, i === 0 ? r.risk % 12 : 'v'])),
         approval: { state: r.approved ? ('approved' as const) : ('none' as const) },
       },
     };
