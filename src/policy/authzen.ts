@@ -17,7 +17,6 @@ import {
   ACTIONS,
   ENTITY_ATTRIBUTES,
   type EntityTypeName,
-  fullType,
   hasAttributeType,
   isEntityType,
   shortType,
@@ -613,9 +612,4 @@ export function authzenMetadata(baseUrl: string): Record<string, string | string
     search_resource_endpoint: `${base}/access/v1/search/resource`,
     search_action_endpoint: `${base}/access/v1/search/action`,
   };
-}
-
-/** Full Cedar type name for an AuthZEN type (exported for the HTTP layer's docs). */
-export function cedarTypeOf(type: string): string {
-  return fullType(entityTypeOf(type, 'type'));
 }

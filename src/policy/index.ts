@@ -8,7 +8,6 @@ export {
   authzenMetadata,
   authzenResourceSearch,
   authzenSubjectSearch,
-  cedarTypeOf,
   type DecisionListener,
   type EvaluationsOptions,
   entityTypeOf,

@@ -1,6 +1,3 @@
-import { InternalError } from '../core/index.ts';
-import { cedar } from './cedar.ts';
-
 /** The Cedar namespace of every Warden entity type and action. */
 export const NS = 'Warden';
 
@@ -131,25 +128,6 @@ export function hasAttributeType(value: unknown, kind: 'string' | 'long' | 'bool
     (kind === 'bool' && typeof value === 'boolean') ||
     (kind === 'strings' && Array.isArray(value) && value.every((v) => typeof v === 'string'))
   );
-}
-
-/** The name the schema is pre-parsed under inside the wasm module. */
-export const SCHEMA_NAME = 'warden-schema-v1';
-
-let prepared = false;
-
-/** Pre-parses the schema once per process (stateful authorization refers to it by name). */
-export function prepareSchema(): string {
-  if (!prepared) {
-    const answer = cedar.preparseSchema(SCHEMA_NAME, WARDEN_SCHEMA);
-    if (answer.type !== 'success') {
-      throw new InternalError(
-        `the Warden Cedar schema does not parse: ${answer.errors.map((e) => e.message).join('; ')}`,
-      );
-    }
-    prepared = true;
-  }
-  return SCHEMA_NAME;
 }
 
 /** `Warden::Agent` for `Agent`; full names pass through. */
