@@ -37,6 +37,7 @@ export class PolicyEngine {
   #version: number | null = null;
   #unsubscribe: (() => void) | undefined;
   #loading: Promise<void> = Promise.resolve();
+  #closed = false;
 
   private constructor(options: PolicyEngineOptions) {
     this.#store = options.store;
@@ -48,13 +49,18 @@ export class PolicyEngine {
   /** Loads the active version and starts following changes. */
   static async open(options: PolicyEngineOptions): Promise<PolicyEngine> {
     const engine = new PolicyEngine(options);
-    engine.#unsubscribe = options.store.changes.subscribe(POLICY_CHANNEL, () => {
-      void engine.reload().catch((e: unknown) => {
-        engine.#logger?.error({ err: { message: (e as Error).message } }, 'policy reload failed');
-      });
-    });
+    engine.#unsubscribe = options.store.changes.subscribe(POLICY_CHANNEL, () => engine.#reloadInBackground());
     await engine.reload();
     return engine;
+  }
+
+  /** Reloads after a change notice; on failure (database briefly down) retries every second. */
+  #reloadInBackground(): void {
+    if (this.#closed) return;
+    void this.reload().catch((e: unknown) => {
+      this.#logger?.error({ err: { message: (e as Error).message } }, 'policy reload failed; retrying');
+      setTimeout(() => this.#reloadInBackground(), 1000).unref();
+    });
   }
 
   /** The active version number (null: none, everything is denied). */
@@ -104,6 +110,7 @@ export class PolicyEngine {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#unsubscribe?.();
     await this.#loading.catch(() => {});
     this.#index.dispose();
