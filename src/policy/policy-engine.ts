@@ -86,10 +86,10 @@ export class PolicyEngine {
             ? new PolicyIndex([])
             : await loadVersionIndex(this.#store, version, this.#indexOptions);
         if (!next) return;
-      if (this.#closed) {
-        next.dispose();
-        return;
-      }
+        if (this.#closed) {
+          next.dispose();
+          return;
+        }
         const old = this.#index;
         this.#index = next;
         this.#version = version;
