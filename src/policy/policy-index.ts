@@ -55,6 +55,87 @@ function resourceKey(c: CedarTypes.ResourceConstraint): string {
 }
 
 /**
+ * Which parts of the request context a set of policies can observe. Building Cedar's context and
+ * entities is most of a decision's cost, so a slice is given only the context fields its policies
+ * read (`context.x`, `context has x`, `context["x"]`); a policy that uses `context` any other way
+ * (as a whole value) gets everything. Fields no policy reads cannot change a decision.
+ */
+interface ContextUse {
+  all: boolean;
+  keys: Set<string>;
+  /** The Args/NumArgs entities are named directly (not through the context). */
+  argsEntities: boolean;
+}
+
+function isContextVar(node: unknown): boolean {
+  return !!node && typeof node === 'object' && (node as { Var?: unknown }).Var === 'context';
+}
+
+function contextUseOf(policy: ParsedPolicy): ContextUse {
+  const use: ContextUse = { all: false, keys: new Set(), argsEntities: false };
+  const walk = (node: unknown): void => {
+    if (use.all || !node || typeof node !== 'object') return;
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n);
+      return;
+    }
+    if (isContextVar(node)) {
+      use.all = true;
+      return;
+    }
+    const obj = node as Record<string, unknown>;
+    for (const [op, value] of Object.entries(obj)) {
+      const v = value as { left?: unknown; attr?: unknown } | undefined;
+      if ((op === '.' || op === 'has') && v && isContextVar(v.left)) {
+        const attr = Array.isArray(v.attr) ? v.attr[0] : v.attr;
+        if (typeof attr === 'string') use.keys.add(attr);
+        else use.all = true;
+        continue;
+      }
+      if (op === '__entity') {
+        const t = (value as { type?: unknown } | undefined)?.type;
+        if (t === 'Warden::Args' || t === 'Warden::NumArgs') use.argsEntities = true;
+      }
+      walk(value);
+    }
+  };
+  walk(policy.json.conditions);
+  return use;
+}
+
+function mergeUse(uses: ContextUse[]): ContextUse {
+  const out: ContextUse = { all: false, keys: new Set(), argsEntities: false };
+  for (const u of uses) {
+    out.all ||= u.all;
+    out.argsEntities ||= u.argsEntities;
+    for (const k of u.keys) out.keys.add(k);
+  }
+  return out;
+}
+
+const ALL_CONTEXT: ContextUse = { all: true, keys: new Set(), argsEntities: true };
+
+/** The request with only the context (and argument entities) the slice can observe. */
+function pruned(req: CedarRequest, use: ContextUse): Pick<CedarRequest, 'context' | 'entities'> {
+  if (use.all) return req;
+  const context: CedarTypes.Context = {};
+  for (const k of use.keys) {
+    const v = req.context[k];
+    if (v !== undefined) context[k] = v;
+  }
+  const keepArgs = use.argsEntities || use.keys.has('args');
+  const keepNumArgs = use.argsEntities || use.keys.has('num_args');
+  const entities =
+    keepArgs && keepNumArgs
+      ? req.entities
+      : req.entities.filter((e) => {
+          const t = (e.uid as CedarTypes.TypeAndId).type;
+          return !((t === 'Warden::Args' && !keepArgs) || (t === 'Warden::NumArgs' && !keepNumArgs));
+        });
+  return { context, entities };
+}
+
+/**
  * Names for pre-parsed policy sets inside the wasm module. Cedar keeps every pre-parsed set until
  * its name is reused, so names are recycled (and released sets overwritten with an empty set) to
  * keep memory bounded however many slices and versions come and go.
@@ -99,8 +180,8 @@ export class PolicyIndex {
   readonly #buckets = new Map<string, Map<string, Map<string, string[]>>>();
   readonly #maxSlices: number;
   readonly #maxRequestKeys: number;
-  /** Slice signature (sorted policy ids) → pre-parsed slot, in LRU order. */
-  readonly #slices = new Map<string, string>();
+  /** Slice signature (sorted policy ids) → pre-parsed slot and context use, in LRU order. */
+  readonly #slices = new Map<string, { slot: string; use: ContextUse }>();
   /** Request shape → slice signature, in LRU order. */
   readonly #requests = new Map<string, string>();
   #fullSlot: string | undefined;
@@ -166,7 +247,7 @@ export class PolicyIndex {
     return [...ids].sort().map((id) => this.byId.get(id) as ParsedPolicy);
   }
 
-  #sliceSlot(req: CedarRequest): string {
+  #slice(req: CedarRequest): { slot: string; use: ContextUse } {
     const shape = `${uidKeyOf(req.principal)}|${req.principalAncestors.join(',')}|${uidKeyOf(req.action)}|${req.resourceType}`;
     let signature = this.#requests.get(shape);
     if (signature === undefined) {
@@ -180,23 +261,24 @@ export class PolicyIndex {
       this.#requests.delete(shape);
       this.#requests.set(shape, signature);
     }
-    let slot = this.#slices.get(signature);
-    if (slot !== undefined) {
+    const warm = this.#slices.get(signature);
+    if (warm !== undefined) {
       this.#slices.delete(signature);
-      this.#slices.set(signature, slot);
-      return slot;
+      this.#slices.set(signature, warm);
+      return warm;
     }
-    slot = slots.take();
+    const slot = slots.take();
     const ids = signature === '' ? [] : signature.split('\n');
     const chosen = ids.map((id) => this.byId.get(id) as ParsedPolicy);
     this.#preparse(slot, chosen);
-    this.#slices.set(signature, slot);
+    const slice = { slot, use: mergeUse(chosen.map(contextUseOf)) };
+    this.#slices.set(signature, slice);
     if (this.#slices.size > this.#maxSlices) {
-      const [oldest, oldSlot] = this.#slices.entries().next().value as [string, string];
+      const [oldest, old] = this.#slices.entries().next().value as [string, { slot: string }];
       this.#slices.delete(oldest);
-      slots.release(oldSlot);
+      slots.release(old.slot);
     }
-    return slot;
+    return slice;
   }
 
   #preparse(slot: string, policies: readonly ParsedPolicy[]): void {
@@ -206,14 +288,15 @@ export class PolicyIndex {
     }
   }
 
-  #run(slot: string, req: CedarRequest): CedarAnswer {
+  #run(slot: string, req: CedarRequest, use: ContextUse): CedarAnswer {
     if (this.#disposed) throw new InternalError('policy index used after dispose');
+    const { context, entities } = pruned(req, use);
     const answer = cedar.statefulIsAuthorized({
       principal: req.principal,
       action: req.action,
       resource: req.resource,
-      context: req.context,
-      entities: req.entities,
+      context,
+      entities,
       // The request was checked against the Warden schema when it was normalised; evaluating
       // without Cedar's schema pass costs a fraction of the time for the same answer.
       validateRequest: false,
@@ -236,7 +319,8 @@ export class PolicyIndex {
 
   /** Evaluates `req` against its slice. */
   evaluate(req: CedarRequest): CedarAnswer {
-    return this.#run(this.#sliceSlot(req), req);
+    const slice = this.#slice(req);
+    return this.#run(slice.slot, req, slice.use);
   }
 
   /** Evaluates `req` against the whole set (the baseline slicing must agree with). */
@@ -245,7 +329,7 @@ export class PolicyIndex {
       this.#fullSlot = slots.take();
       this.#preparse(this.#fullSlot, this.policies);
     }
-    return this.#run(this.#fullSlot, req);
+    return this.#run(this.#fullSlot, req, ALL_CONTEXT);
   }
 
   /** Number of warm pre-parsed slices. */
@@ -257,7 +341,7 @@ export class PolicyIndex {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    for (const slot of this.#slices.values()) slots.release(slot);
+    for (const slice of this.#slices.values()) slots.release(slice.slot);
     this.#slices.clear();
     this.#requests.clear();
     if (this.#fullSlot !== undefined) slots.release(this.#fullSlot);

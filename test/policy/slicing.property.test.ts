@@ -54,6 +54,11 @@ const condition = fc.oneof(
     .integer({ min: 0, max: 10 })
     .map((n) => ` when { context.num_args.hasTag("k1") && context.num_args.getTag("k1") > ${n} }`),
   fc.constant(' when { context.num_args.getTag("k2") > 3 }'),
+  fc.constant(' when { context has source_ip && context.source_ip.isInRange(ip("10.0.0.0/8")) }'),
+  fc.constant(' when { context has http }'),
+  fc.constant(' when { context["risk_score"] < 50 }'),
+  fc.constant(' when { context == context }'),
+  fc.constant(' when { Warden::Args::"request".hasTag("k2") }'),
   fc.constantFrom(...TEMPLATES).map((t) => ` when { principal in Warden::Template::"${t}" }`),
   fc.constantFrom(...SERVERS).map((s) => ` unless { resource in Warden::Server::"${s}" }`),
   fc.constant(' when { context.risk_score * 1000000000000000000 > 0 }'),
@@ -83,6 +88,8 @@ const request = fc
     risk: fc.integer({ min: 0, max: 100 }),
     args: fc.subarray(['k1', 'k2']),
     approved: fc.boolean(),
+    ip: fc.option(fc.constantFrom('10.1.2.3', '192.168.0.1'), { nil: undefined }),
+    http: fc.boolean(),
   })
   .map((r) => {
     const principal =
@@ -114,6 +121,8 @@ const request = fc
         risk_score: r.risk,
         args: Object.fromEntries(r.args.map((k, i) => [k, i === 0 ? r.risk % 12 : 'v'])),
         approval: { state: r.approved ? ('approved' as const) : ('none' as const) },
+        ...(r.ip ? { source_ip: r.ip } : {}),
+        ...(r.http ? { http: { method: 'GET', host: 'api.example.com', path: '/' } } : {}),
       },
     };
   });
