@@ -9,6 +9,8 @@ export const policyMigrations: Record<string, Migration> = {
         .createTable('policy_versions')
         .addColumn('version', 'bigint', (c) => c.primaryKey())
         .addColumn('policies', 'text', (c) => c.notNull())
+        // The parsed policies (ids, annotations, Cedar JSON) so nodes load a version without re-parsing.
+        .addColumn('parsed', 'text', (c) => c.notNull())
         .addColumn('policy_count', 'integer', (c) => c.notNull())
         .addColumn('sha256', 'text', (c) => c.notNull())
         .addColumn('description', 'text', (c) => c.notNull())

@@ -2,8 +2,7 @@ import type { Clock, Logger } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
 import { type Decision, decideWith } from './decision.ts';
 import { PolicyIndex, type PolicyIndexOptions } from './policy-index.ts';
-import { parsePolicySet } from './policy-set.ts';
-import { activeActivation, POLICY_CHANNEL, readVersion } from './policy-store.ts';
+import { activeActivation, POLICY_CHANNEL, readParsedPolicies } from './policy-store.ts';
 import { type NormalizedRequest, normalizeRequest } from './request.ts';
 
 export interface PolicyEngineOptions {
@@ -13,14 +12,14 @@ export interface PolicyEngineOptions {
   index?: PolicyIndexOptions | undefined;
 }
 
-/** Builds the index of a stored version (policies were validated when the version was pushed). */
+/** Builds the index of a stored version from its parsed policies (validated and parsed at push). */
 export async function loadVersionIndex(
   store: Store,
   version: number,
   options?: PolicyIndexOptions,
 ): Promise<PolicyIndex | undefined> {
-  const v = await readVersion(store.db, version);
-  return v ? new PolicyIndex(parsePolicySet(v.policies).policies, options) : undefined;
+  const policies = await readParsedPolicies(store.db, version);
+  return policies ? new PolicyIndex(policies, options) : undefined;
 }
 
 /**

@@ -4,7 +4,7 @@ import type { AuditActor, Auditor } from '../audit/index.ts';
 import type { InvalidParam } from '../core/index.ts';
 import { type Clock, ConflictError, InvalidRequestError, NotFoundError } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
-import { validatePolicySet } from './policy-set.ts';
+import { type ParsedPolicy, validatePolicySet } from './policy-set.ts';
 import { compileTemplatePolicies, type TemplateGrant, templatePolicyPrefix } from './template-compiler.ts';
 
 type InvalidParamList = InvalidParam[];
@@ -78,10 +78,23 @@ export async function activeActivation(db: Kysely<any>): Promise<PolicyActivatio
 export async function readVersion(db: Kysely<any>, version: number): Promise<PolicyVersion | undefined> {
   const row = await db
     .selectFrom('policy_versions')
-    .selectAll()
+    .select(['version', 'policies', 'policy_count', 'sha256', 'description', 'created_at', 'created_by'])
     .where('version', '=', version)
     .executeTakeFirst();
   return row ? toVersion(row) : undefined;
+}
+
+/** The parsed policies of a stored version (written at push time, after validation). */
+export async function readParsedPolicies(
+  db: Kysely<any>,
+  version: number,
+): Promise<ParsedPolicy[] | undefined> {
+  const row = await db
+    .selectFrom('policy_versions')
+    .select('parsed')
+    .where('version', '=', version)
+    .executeTakeFirst();
+  return row ? (JSON.parse(row.parsed as string) as ParsedPolicy[]) : undefined;
 }
 
 export interface PolicyAdminOptions {
@@ -146,7 +159,10 @@ export class PolicyAdmin {
           created_by: `${actor.type}:${actor.id}`,
         };
         try {
-          await tx.insertInto('policy_versions').values(version).execute();
+          await tx
+            .insertInto('policy_versions')
+            .values({ ...version, parsed: JSON.stringify(checked.policies) })
+            .execute();
         } catch (e) {
           throw new ConflictError('another policy version was pushed at the same time; retry', {
             code: 'ERR_POLICY_CONFLICT',
