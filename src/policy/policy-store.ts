@@ -5,6 +5,7 @@ import type { InvalidParam } from '../core/index.ts';
 import { type Clock, ConflictError, InvalidRequestError, NotFoundError } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
 import { type ParsedPolicy, validatePolicySet } from './policy-set.ts';
+import { cedarString } from './schema.ts';
 import { compileTemplatePolicies, type TemplateGrant, templatePolicyPrefix } from './template-compiler.ts';
 
 type InvalidParamList = InvalidParam[];
@@ -268,10 +269,14 @@ export class PolicyAdmin {
   ): Promise<PolicyVersion & { warnings: InvalidParamList }> {
     const compiled = compileTemplatePolicies(template);
     const current = await activeActivation(this.#store.db);
-    const base = current ? ((await readVersion(this.#store.db, current.version))?.policies ?? '') : '';
+    const base = current ? ((await readParsedPolicies(this.#store.db, current.version)) ?? []) : [];
     const prefix = templatePolicyPrefix(template.id);
-    const kept =
-      base.trim() === '' ? [] : validatePolicySet(base).policies.filter((p) => !p.id.startsWith(prefix));
+    // Policies without an @id keep the id they had (`policy<N>` would shift with positions).
+    const kept = base
+      .filter((p) => !p.id.startsWith(prefix))
+      .map((p) =>
+        p.annotations.id === undefined ? { ...p, text: `@id(${cedarString(p.id)})\n${p.text}` } : p,
+      );
     const text = [...kept.map((p) => p.text), compiled].filter((t) => t.trim() !== '').join('\n\n');
     const pushed = await this.push(
       { policies: text, description: `template ${template.id} version ${template.version}` },
