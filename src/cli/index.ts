@@ -7,6 +7,7 @@ import { migrateCommand } from './commands/migrate.ts';
 import { policyCommand } from './commands/policy.ts';
 import { registryCommands } from './commands/registry.ts';
 import { serveCommand } from './commands/serve.ts';
+import { vaultCommands } from './commands/vault.ts';
 
 export { CliError } from './cli-error.ts';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registryCommands(program);
   keysCommand(program);
   policyCommand(program);
+  vaultCommands(program);
   return program;
 }
 

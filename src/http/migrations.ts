@@ -3,6 +3,7 @@ import { auditMigrations } from '../audit/index.ts';
 import { identityMigrations } from '../identity/index.ts';
 import { policyMigrations } from '../policy/index.ts';
 import { storeMigrations } from '../store/index.ts';
+import { vaultMigrations } from '../vault/index.ts';
 
 /** Every part's migrations; the store runs them in name (timestamp) order. */
 export const allMigrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const allMigrations: Record<string, Migration> = {
   ...auditMigrations,
   ...identityMigrations,
   ...policyMigrations,
+  ...vaultMigrations,
 };

@@ -19,6 +19,7 @@ import {
 import { Identity } from '../identity/index.ts';
 import { PolicyAdmin, PolicyEngine } from '../policy/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
 const KEY_CHECK = 'master_key_check';
@@ -38,6 +39,7 @@ export interface Warden {
   identity: Identity;
   /** The decision point: versioned policy sets (admin) and this node's warm engine. */
   policy: { admin: PolicyAdmin; engine: PolicyEngine };
+  vault: Vault;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -110,6 +112,20 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       admin: new PolicyAdmin({ store, auditor, clock }),
       engine: await PolicyEngine.open({ store, clock, logger }),
     };
+    const vault = new Vault({
+      store,
+      keyring,
+      auditor,
+      clock,
+      logger,
+      settings: { nodeId },
+      // No notification channel exists yet: the broken account is in the ledger and the log.
+      onAccountBroken: (n) =>
+        logger.warn(
+          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
+          'vault: a connected account must be reconnected by its user',
+        ),
+    });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     return {
@@ -124,8 +140,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor,
       identity,
       policy,
+      vault,
       metrics,
       async close() {
+        vault.close();
         await policy.engine.close();
         await store.close();
       },

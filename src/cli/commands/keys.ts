@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { generateMasterKey, loadConfig, masterKeyFile, writeMasterKeyFile } from '../../core/index.ts';
 import { createWarden, rewrapCoreSecrets } from '../../http/index.ts';
+import { rewrapVaultSecrets } from '../../vault/index.ts';
 import { CliError } from '../cli-error.ts';
 import { print } from '../output.ts';
 
@@ -38,7 +39,10 @@ export function keysCommand(program: Command): void {
       }
       const warden = await createWarden(config);
       try {
-        const rewrapped = await rewrapCoreSecrets(warden.store, warden.keyring);
+        const core = await rewrapCoreSecrets(warden.store, warden.keyring);
+        // The vault's sealed values (secret versions, cached tokens, pending connects), in one transaction.
+        const vault = await warden.store.transaction((tx) => rewrapVaultSecrets(tx, warden.keyring));
+        const rewrapped = core + vault.rewrapped;
         await warden.auditor.record({
           type: 'keys.master_rotated',
           actor: { type: 'system', id: 'cli' },

@@ -2,8 +2,9 @@ import type { AnyRoute } from '../route.ts';
 import type { Warden } from '../warden.ts';
 import { identityRoutes } from './identity.ts';
 import { policyRoutes } from './policy.ts';
+import { vaultRoutes } from './vault.ts';
 
 /** Every part's admin API routes. Add a part's routes here (one line each). */
 export function allRoutes(warden: Warden): AnyRoute[] {
-  return [...identityRoutes(warden), ...policyRoutes(warden)];
+  return [...identityRoutes(warden), ...policyRoutes(warden), ...vaultRoutes(warden)];
 }
