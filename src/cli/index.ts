@@ -6,6 +6,7 @@ import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { oauthCommand } from './commands/oauth.ts';
+import { policyCommand } from './commands/policy.ts';
 import { registryCommands } from './commands/registry.ts';
 import { serveCommand } from './commands/serve.ts';
 import { vaultCommands } from './commands/vault.ts';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   keysCommand(program);
   oauthCommand(program);
   gatewayCommand(program);
+  policyCommand(program);
   vaultCommands(program);
   return program;
 }

@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import { auditMigrations } from '../audit/index.ts';
 import { gatewayMigrations } from '../gateway/index.ts';
 import { identityMigrations } from '../identity/index.ts';
+import { policyMigrations } from '../policy/index.ts';
 import { storeMigrations } from '../store/index.ts';
 import { tokensMigrations } from '../tokens/index.ts';
 import { vaultMigrations } from '../vault/index.ts';
@@ -13,5 +14,6 @@ export const allMigrations: Record<string, Migration> = {
   ...identityMigrations,
   ...tokensMigrations,
   ...gatewayMigrations,
+  ...policyMigrations,
   ...vaultMigrations,
 };

@@ -27,6 +27,7 @@ import {
   type TokenVerifier,
 } from '../gateway/index.ts';
 import { Identity } from '../identity/index.ts';
+import { PolicyAdmin, PolicyEngine } from '../policy/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { TokenService } from '../tokens/index.ts';
 import { Vault } from '../vault/index.ts';
@@ -49,6 +50,8 @@ export interface Warden {
   identity: Identity;
   /** The OAuth 2 authorization server for agents. */
   tokens: TokenService;
+  /** The decision point: versioned policy sets (admin) and this node's warm engine. */
+  policy: { admin: PolicyAdmin; engine: PolicyEngine };
   vault: Vault;
   gateway: Gateway;
   metrics: Registry;
@@ -147,6 +150,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor,
       agents: identity.agents,
     });
+    const policy = {
+      admin: new PolicyAdmin({ store, auditor, clock }),
+      engine: await PolicyEngine.open({ store, clock, logger }),
+    };
     const vault = new Vault({
       store,
       keyring,
@@ -180,7 +187,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
         options.gateway?.tokenVerifier ??
         new JwtTokenVerifier({ issuer: tokens.issuer, keys: currentJwks(() => tokens.publicJwks), clock }),
       tokenStatus: revocations,
-      decider: options.gateway?.decider,
+      decider: options.gateway?.decider ?? policy.engine,
       credentials: options.gateway?.credentials ?? vault,
       options: options.gateway?.options,
     });
@@ -196,6 +203,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor,
       identity,
       tokens,
+      policy,
       vault,
       gateway,
       metrics,
@@ -204,6 +212,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
         revocations?.close();
         vault.close();
         await tokens.close();
+        await policy.engine.close();
         await store.close();
       },
     };

@@ -583,7 +583,7 @@ describe('MCP gateway decisions', () => {
     assert.equal(event.outcome, 'success');
   });
 
-  it('denies every call when no decision point is configured', async () => {
+  it('denies every call while no policy permits it (no active policy set)', async () => {
     const issuer = await issuerKey();
     const node = await startGatewayNode('sqlite', { issuer, credentials: new StaticCredentials({}) });
     const upstream = await startTicketsServer();
@@ -599,10 +599,7 @@ describe('MCP gateway decisions', () => {
     });
     const client = await connectAgent(node.mcpUrl, key, token);
     assert.deepEqual((await client.listTools()).tools, []);
-    await assert.rejects(
-      client.callTool({ name: 'tickets.search', arguments: { query: 'x' } }),
-      /no policy decision point is configured/,
-    );
+    await assert.rejects(client.callTool({ name: 'tickets.search', arguments: { query: 'x' } }), /denied/);
     await upstream.close();
   });
 

@@ -3,6 +3,7 @@ import type { Warden } from '../warden.ts';
 import { gatewayRoutes } from './gateway.ts';
 import { identityRoutes } from './identity.ts';
 import { oauthAdminRoutes } from './oauth-admin.ts';
+import { policyRoutes } from './policy.ts';
 import { vaultRoutes } from './vault.ts';
 
 /** Every part's admin API routes. Add a part's routes here (one line each). */
@@ -10,6 +11,7 @@ export function allRoutes(warden: Warden): AnyRoute[] {
   return [
     ...identityRoutes(warden),
     ...oauthAdminRoutes(warden),
+    ...policyRoutes(warden),
     ...vaultRoutes(warden),
     ...gatewayRoutes(warden),
   ];
