@@ -43,7 +43,12 @@ describe('kill switch across two gateway nodes on one PostgreSQL', () => {
       credentials: new StaticCredentials({}),
       databaseUrl,
       masterKey: randomBytes(32).toString('hex'),
+      // Stopped at the end of the test, before its throwaway database is dropped.
+      cleanup: (fn: () => Promise<void>) => {
+        stops.push(fn);
+      },
     };
+    const stops: (() => Promise<void>)[] = [];
     const node1 = await startGatewayNode('postgres', { ...common, nodeId: 'node-1' });
     const node2 = await startGatewayNode('postgres', { ...common, nodeId: 'node-2' });
     const admin = (method: string, path: string, body?: unknown) => node1.call(method, path, body);
@@ -64,7 +69,7 @@ describe('kill switch across two gateway nodes on one PostgreSQL', () => {
         agentId,
         jkt: key.jkt,
       });
-      return connectAgent(node2.mcpUrl, key, token);
+      return connectAgent(node2.mcpUrl, key, token, common.cleanup);
     };
     const clientA = await clientOn(a.id);
     const clientB = await clientOn(b.id);
@@ -93,5 +98,6 @@ describe('kill switch across two gateway nodes on one PostgreSQL', () => {
       .execute();
     const codes = refused.map((r) => JSON.parse(r.body as string).error_code);
     assert.ok(codes.includes('ERR_AGENT_INACTIVE'), codes.join());
+    for (const stop of stops.reverse()) await stop();
   });
 });

@@ -44,6 +44,8 @@ interface Setup {
   upstreamHeaders: IncomingHttpHeaders[];
   upstream: Awaited<ReturnType<typeof startTicketsServer>>;
   token(extra?: Partial<Parameters<typeof mintAccessToken>[1]>): Promise<string>;
+  /** Stops this node and its upstream now (before a throwaway database is dropped). */
+  close(): Promise<void>;
 }
 
 /** Cleanups of the shared nodes, run when the file ends (not when the hook that made them ends). */
@@ -59,16 +61,24 @@ async function setupNode(
   const issuer = await issuerKey();
   const decider = new ScriptedDecider();
   const credentials = new StaticCredentials({ 'x-api-key': UPSTREAM_SECRET });
+  const own: (() => Promise<void>)[] = [];
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    for (const c of own.reverse()) await c();
+  };
+  closers.push(close);
   const node = await startGatewayNode(backend, {
     issuer,
     decider,
     credentials,
     options: { toolsTtlMs: 0, ...options },
-    cleanup: (fn) => closers.push(fn),
+    cleanup: (fn) => own.push(fn),
   });
   const upstreamHeaders: IncomingHttpHeaders[] = [];
   const upstream = await startTicketsServer({ onRequest: (h) => upstreamHeaders.push(h), slowMs: 1000 });
-  closers.push(() => upstream.close());
+  own.push(() => upstream.close());
   const created = await node.call('POST', '/v1/gateway/upstreams', {
     name: 'tickets',
     url: upstream.url,
@@ -99,6 +109,7 @@ async function setupNode(
     upstreamHeaders,
     upstream,
     token,
+    close,
   };
 }
 
@@ -195,6 +206,8 @@ for (const backend of BACKENDS) {
         'the arguments reach policy',
       );
       assert.deepEqual(decided?.context.intent, { text: 'customer reported VPN outage' });
+      await client.close();
+      await s.close();
     });
   });
 }
