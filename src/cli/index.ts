@@ -2,9 +2,12 @@ import { Command, CommanderError } from 'commander';
 import { WardenError } from '../core/index.ts';
 import { CliError } from './cli-error.ts';
 import { auditCommand } from './commands/audit.ts';
+import { gatewayCommand } from './commands/gateway.ts';
 import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { oauthCommand } from './commands/oauth.ts';
+import { policyCommand } from './commands/policy.ts';
 import { registryCommands } from './commands/registry.ts';
 import { serveCommand } from './commands/serve.ts';
 import { sinksCommand } from './commands/sinks.ts';
@@ -26,6 +29,9 @@ export function buildProgram(): Command {
   keysCommand(program);
   auditCommand(program);
   sinksCommand(program);
+  oauthCommand(program);
+  gatewayCommand(program);
+  policyCommand(program);
   vaultCommands(program);
   return program;
 }

@@ -62,6 +62,41 @@ export const configSchema = z
       })
       .strict()
       .default({ sinks: [], pollIntervalMs: 200 }),
+    /** The OAuth authorization server (src/tokens). */
+    tokens: z
+      .object({
+        /**
+         * Resource indicators (RFC 8707) tokens may be issued for: the gateway URL(s). Unset: the
+         * public URL itself. A request without `resource` gets the first one.
+         */
+        resources: z
+          .array(z.url({ protocol: /^https?$/ }))
+          .max(50)
+          .default([]),
+        /** Algorithm of the access token signing keys. */
+        signingAlg: z.enum(['ES256', 'EdDSA', 'RS256']).default('ES256'),
+        /** A new signing key becomes active after this many seconds (default 30 days). */
+        keyRotationSeconds: z.coerce
+          .number()
+          .int()
+          .min(3600)
+          .max(365 * 86_400)
+          .default(30 * 86_400),
+        /** Token endpoint requests per client per second (sustained) and burst size. */
+        rateLimitPerSecond: z.coerce.number().min(0.1).max(100_000).default(20),
+        rateLimitBurst: z.coerce.number().int().min(1).max(100_000).default(40),
+        /** `required`: every DPoP proof must carry a server nonce (RFC 9449 §8). */
+        dpopNonce: z.enum(['required', 'optional']).default('required'),
+      })
+      .strict()
+      .default({
+        resources: [],
+        signingAlg: 'ES256',
+        keyRotationSeconds: 30 * 86_400,
+        rateLimitPerSecond: 20,
+        rateLimitBurst: 40,
+        dpopNonce: 'required',
+      }),
   })
   .strict();
 
@@ -85,9 +120,15 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_AUDIT_CHECKPOINT_INTERVAL: 'audit.checkpointIntervalSeconds',
   WARDEN_AUDIT_RETENTION_DAYS: 'audit.retentionDays',
   WARDEN_EXPORT_POLL_INTERVAL: 'export.pollIntervalMs',
+  WARDEN_TOKENS_RESOURCES: 'tokens.resources',
+  WARDEN_TOKENS_SIGNING_ALG: 'tokens.signingAlg',
+  WARDEN_TOKENS_KEY_ROTATION_SECONDS: 'tokens.keyRotationSeconds',
+  WARDEN_TOKENS_RATE_LIMIT_PER_SECOND: 'tokens.rateLimitPerSecond',
+  WARDEN_TOKENS_RATE_LIMIT_BURST: 'tokens.rateLimitBurst',
+  WARDEN_TOKENS_DPOP_NONCE: 'tokens.dpopNonce',
 };
 
-const LIST_KEYS = new Set(['masterKeyPrevious']);
+const LIST_KEYS = new Set(['masterKeyPrevious', 'tokens.resources']);
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');

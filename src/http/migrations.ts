@@ -1,8 +1,11 @@
 import type { Migration } from 'kysely';
 import { auditMigrations } from '../audit/index.ts';
 import { exportMigrations } from '../export/index.ts';
+import { gatewayMigrations } from '../gateway/index.ts';
 import { identityMigrations } from '../identity/index.ts';
+import { policyMigrations } from '../policy/index.ts';
 import { storeMigrations } from '../store/index.ts';
+import { tokensMigrations } from '../tokens/index.ts';
 import { vaultMigrations } from '../vault/index.ts';
 
 /** Every part's migrations; the store runs them in name (timestamp) order. */
@@ -11,5 +14,8 @@ export const allMigrations: Record<string, Migration> = {
   ...auditMigrations,
   ...identityMigrations,
   ...exportMigrations,
+  ...tokensMigrations,
+  ...gatewayMigrations,
+  ...policyMigrations,
   ...vaultMigrations,
 };

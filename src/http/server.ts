@@ -19,7 +19,9 @@ import {
 import type { Caller } from '../identity/index.ts';
 import { buildOpenApi } from './openapi.ts';
 import type { AnyRoute } from './route.ts';
+import { registerGateway } from './routes/gateway.ts';
 import { allRoutes } from './routes/index.ts';
+import { registerTokens } from './routes/tokens.ts';
 import type { Warden } from './warden.ts';
 
 declare module 'fastify' {
@@ -219,6 +221,9 @@ export async function buildServer(
       },
     });
   }
+
+  registerTokens(app, warden);
+  registerGateway(app, warden);
 
   const openapi = buildOpenApi(routes, { version: VERSION, serverUrl: warden.publicUrl });
   app.get('/openapi.json', async () => openapi);

@@ -17,8 +17,20 @@ import {
   type WardenConfig,
 } from '../core/index.ts';
 import { Exporter, registerExportMetrics } from '../export/index.ts';
+import {
+  type CredentialInjector,
+  currentJwks,
+  Gateway,
+  type GatewayOptions,
+  JwtTokenVerifier,
+  type PolicyDecider,
+  RevocationGate,
+  type TokenVerifier,
+} from '../gateway/index.ts';
 import { Identity } from '../identity/index.ts';
+import { PolicyAdmin, PolicyEngine } from '../policy/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
+import { TokenService } from '../tokens/index.ts';
 import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
 
@@ -37,9 +49,14 @@ export interface Warden {
   store: Store;
   auditor: Auditor;
   identity: Identity;
+  /** The OAuth 2 authorization server for agents. */
+  tokens: TokenService;
+  /** The decision point: versioned policy sets (admin) and this node's warm engine. */
+  policy: { admin: PolicyAdmin; engine: PolicyEngine };
   vault: Vault;
   /** Streams the ledger to SIEM sinks; its loops run while the node is open. */
   exporter: Exporter;
+  gateway: Gateway;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -49,6 +66,17 @@ export interface CreateWardenOptions {
   logger?: Logger;
   /** Skip migrations (the CLI's `migrate` runs them itself). */
   migrate?: boolean;
+  /**
+   * Gateway settings and, until their parts are assembled here, the token verifier, decision
+   * point and vault it uses. Missing ones fail closed: no verifier refuses every call, no decider
+   * denies every call, no vault refuses upstreams that need a credential.
+   */
+  gateway?: {
+    options?: GatewayOptions;
+    tokenVerifier?: TokenVerifier;
+    decider?: PolicyDecider;
+    credentials?: CredentialInjector;
+  };
 }
 
 /** This node's id: configured, or generated once and kept in the data directory. */
@@ -123,6 +151,27 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
     }
     const ledger = auditor;
     const identity = new Identity({ store, auditor: ledger, clock });
+    const publicUrl = publicUrlOf(config);
+    const mcpResource = `${publicUrl}${options.gateway?.options?.mcpPath ?? '/mcp'}`;
+    const tokens = await TokenService.create({
+      issuer: publicUrl,
+      // Unconfigured, tokens may be issued for Warden itself and for its MCP gateway endpoint.
+      config: {
+        ...config.tokens,
+        resources: config.tokens.resources.length > 0 ? config.tokens.resources : [publicUrl, mcpResource],
+      },
+      trustProxy: config.http.trustProxy,
+      store,
+      keyring,
+      clock,
+      logger: logger.child({ component: 'tokens' }),
+      auditor: ledger,
+      agents: identity.agents,
+    });
+    const policy = {
+      admin: new PolicyAdmin({ store, auditor: ledger, clock }),
+      engine: await PolicyEngine.open({ store, clock, logger }),
+    };
     const vault = new Vault({
       store,
       keyring,
@@ -142,9 +191,30 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
     registerExportMetrics(metrics, exporter);
+    // The gateway trusts the token service's published keys and its record of revocations; tests
+    // may hand it their own verifier instead (and then no revocation record applies).
+    const ownVerifier = options.gateway?.tokenVerifier === undefined;
+    const revocations = ownVerifier ? new RevocationGate(tokens.issued, store, clock) : undefined;
+    const gateway = new Gateway({
+      metrics,
+      store,
+      auditor: ledger,
+      identity,
+      clock,
+      logger: logger.child({ component: 'gateway' }),
+      publicUrl,
+      issuer: publicUrl,
+      tokenVerifier:
+        options.gateway?.tokenVerifier ??
+        new JwtTokenVerifier({ issuer: tokens.issuer, keys: currentJwks(() => tokens.publicJwks), clock }),
+      tokenStatus: revocations,
+      decider: options.gateway?.decider ?? policy.engine,
+      credentials: options.gateway?.credentials ?? vault,
+      options: options.gateway?.options,
+    });
     return {
       config,
-      publicUrl: publicUrlOf(config),
+      publicUrl,
       nodeId,
       clock,
       logger,
@@ -153,12 +223,19 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       store,
       auditor: ledger,
       identity,
+      tokens,
+      policy,
       vault,
       exporter,
+      gateway,
       metrics,
       async close() {
+        await gateway.close();
+        revocations?.close();
         await exporter.stop();
         vault.close();
+        await tokens.close();
+        await policy.engine.close();
         await ledger.close();
         await store.close();
       },

@@ -26,8 +26,9 @@ describe('warden keys rotate-master with vault secrets', () => {
 
     const res = await runWarden(['keys', 'rotate-master', '--json'], env);
     assert.equal(res.code, 0, res.stderr);
-    // The core key check, the audit ledger's signing key and both credential versions.
-    assert.equal(JSON.parse(res.stdout).rewrapped, 4);
+    // The core key check, the audit ledger's signing key, both credential versions, and the token
+    // service's signing key and DPoP nonce secret.
+    assert.equal(JSON.parse(res.stdout).rewrapped, 6);
 
     const second = await open();
     try {

@@ -46,7 +46,7 @@ export async function startTestServer(
   });
   const creds = await bootstrapAdmin(warden);
   const app = await buildServer(warden);
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: warden.config.port });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   after(async () => {

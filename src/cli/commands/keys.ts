@@ -4,6 +4,7 @@ import { rewrapAuditKeys } from '../../audit/index.ts';
 import { generateMasterKey, loadConfig, masterKeyFile, writeMasterKeyFile } from '../../core/index.ts';
 import { rewrapExportSecrets } from '../../export/index.ts';
 import { createWarden, rewrapCoreSecrets } from '../../http/index.ts';
+import { rewrapTokenKeys } from '../../tokens/index.ts';
 import { rewrapVaultSecrets } from '../../vault/index.ts';
 import { CliError } from '../cli-error.ts';
 import { print } from '../output.ts';
@@ -41,7 +42,9 @@ export function keysCommand(program: Command): void {
       }
       const warden = await createWarden(config);
       try {
-        const core = await rewrapCoreSecrets(warden.store, warden.keyring);
+        const core =
+          (await rewrapCoreSecrets(warden.store, warden.keyring)) +
+          (await rewrapTokenKeys(warden.store, warden.keyring));
         // The vault's sealed values (secret versions, cached tokens, pending connects), in one transaction.
         const vault = await warden.store.transaction((tx) => rewrapVaultSecrets(tx, warden.keyring));
         // The ledger's sealed Ed25519 signing key.

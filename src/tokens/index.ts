@@ -1,0 +1,12 @@
+export { type IssuedToken, IssuedTokens } from './issued-tokens.ts';
+export { tokensMigrations } from './migrations.ts';
+export { RateLimiter } from './rate-limiter.ts';
+export { ReplayCache } from './replay-cache.ts';
+export {
+  MAX_TOKEN_LIFETIME_MS,
+  rewrapTokenKeys,
+  type SigningAlg,
+  type SigningKey,
+  SigningKeyStore,
+} from './signing-keys.ts';
+export { type IntrospectionResponse, TokenService, type TokenServiceOptions } from './token-service.ts';

@@ -1,0 +1,119 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../core/index.ts';
+import type { Store } from '../store/index.ts';
+
+/** What Warden remembers of an issued access token: its id and claims, never the token. */
+export interface IssuedToken {
+  jti: string;
+  clientId: string;
+  sub: string;
+  aud: string;
+  scope: string;
+  jkt: string | null;
+  kid: string;
+  templateId: string;
+  templateVersion: number;
+  issuedAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+type Row = {
+  jti: string;
+  client_id: string;
+  sub: string;
+  aud: string;
+  scope: string;
+  jkt: string | null;
+  kid: string;
+  template_id: string;
+  template_version: number;
+  issued_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+};
+
+function fromRow(row: Row): IssuedToken {
+  return {
+    jti: row.jti,
+    clientId: row.client_id,
+    sub: row.sub,
+    aud: row.aud,
+    scope: row.scope,
+    jkt: row.jkt,
+    kid: row.kid,
+    templateId: row.template_id,
+    templateVersion: Number(row.template_version),
+    issuedAt: Number(row.issued_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+  };
+}
+
+/** The record of issued access tokens: what introspection and revocation answer from. */
+export class IssuedTokens {
+  readonly #store: Store;
+  readonly #clock: Clock;
+
+  constructor(store: Store, clock: Clock) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  /** Records an issued token (inside the caller's transaction, next to its audit event). */
+  async record(tx: Kysely<any>, token: Omit<IssuedToken, 'revokedAt'>): Promise<void> {
+    await tx
+      .insertInto('oauth_access_tokens')
+      .values({
+        jti: token.jti,
+        client_id: token.clientId,
+        sub: token.sub,
+        aud: token.aud,
+        scope: token.scope,
+        jkt: token.jkt,
+        kid: token.kid,
+        template_id: token.templateId,
+        template_version: token.templateVersion,
+        issued_at: token.issuedAt,
+        expires_at: token.expiresAt,
+        revoked_at: null,
+        revoked_reason: null,
+      })
+      .execute();
+  }
+
+  async find(jti: string): Promise<IssuedToken | undefined> {
+    const row = (await this.#store.db
+      .selectFrom('oauth_access_tokens')
+      .selectAll()
+      .where('jti', '=', jti)
+      .executeTakeFirst()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  /**
+   * Marks a token revoked (idempotent) and tells every node on the change feed.
+   * @returns true when this call revoked it.
+   */
+  async revoke(tx: Kysely<any>, jti: string, reason: string): Promise<boolean> {
+    const result = await tx
+      .updateTable('oauth_access_tokens')
+      .set({ revoked_at: this.#clock.now(), revoked_reason: reason })
+      .where('jti', '=', jti)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    const changed = Number(result.numUpdatedRows) === 1;
+    if (changed) await this.#store.changes.publish('tokens.revoked', { jti }, tx);
+    return changed;
+  }
+
+  /** Deletes records of tokens that expired more than `graceMs` ago. @returns how many. */
+  async purge(graceMs = 24 * 3600 * 1000): Promise<number> {
+    const result = await this.#store.db
+      .deleteFrom('oauth_access_tokens')
+      .where('expires_at', '<', this.#clock.now() - graceMs)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

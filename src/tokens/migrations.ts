@@ -1,0 +1,72 @@
+import type { Migration } from 'kysely';
+
+/**
+ * The token service's tables:
+ * - `oauth_signing_keys`: access token signing keys, private halves sealed with the Keyring;
+ * - `oauth_secrets`: other server secrets shared by every node (the DPoP nonce secret), sealed;
+ * - `oauth_replay`: single-use ids (client assertion `jti`, DPoP proof `jti`) across all nodes;
+ * - `oauth_access_tokens`: one row per issued access token (by `jti`, never the token itself),
+ *   the source of truth for introspection and revocation.
+ */
+export const tokensMigrations: Record<string, Migration> = {
+  '20261125T040000_tokens_init': {
+    async up(db) {
+      await db.schema
+        .createTable('oauth_signing_keys')
+        .addColumn('kid', 'text', (c) => c.primaryKey())
+        .addColumn('alg', 'text', (c) => c.notNull())
+        .addColumn('public_jwk', 'text', (c) => c.notNull())
+        .addColumn('private_jwk_sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        /** When it stopped signing (a newer key became active); null while active. */
+        .addColumn('superseded_at', 'bigint')
+        /** Until when its public key stays published (every token it signed has expired by then). */
+        .addColumn('publish_until', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('oauth_secrets')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('oauth_replay')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('oauth_replay_expires').on('oauth_replay').column('expires_at').execute();
+      await db.schema
+        .createTable('oauth_access_tokens')
+        .addColumn('jti', 'text', (c) => c.primaryKey())
+        .addColumn('client_id', 'text', (c) => c.notNull())
+        .addColumn('sub', 'text', (c) => c.notNull())
+        .addColumn('aud', 'text', (c) => c.notNull())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('jkt', 'text')
+        .addColumn('kid', 'text', (c) => c.notNull())
+        .addColumn('template_id', 'text', (c) => c.notNull())
+        .addColumn('template_version', 'integer', (c) => c.notNull())
+        .addColumn('issued_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('revoked_reason', 'text')
+        .execute();
+      await db.schema
+        .createIndex('oauth_access_tokens_client')
+        .on('oauth_access_tokens')
+        .columns(['client_id', 'expires_at'])
+        .execute();
+      await db.schema
+        .createIndex('oauth_access_tokens_expires')
+        .on('oauth_access_tokens')
+        .column('expires_at')
+        .execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('oauth_access_tokens').execute();
+      await db.schema.dropTable('oauth_replay').execute();
+      await db.schema.dropTable('oauth_secrets').execute();
+      await db.schema.dropTable('oauth_signing_keys').execute();
+    },
+  },
+};

@@ -1,0 +1,670 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  type JWK,
+  type JWTPayload,
+  jwtVerify,
+} from 'jose';
+import type { Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
+import type { AuditActor, AuditEventInput, Auditor, AuditRequestMeta } from '../audit/index.ts';
+import type { Keyring } from '../core/index.ts';
+import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
+import type { AgentRegistry } from '../identity/index.ts';
+import type { Store } from '../store/index.ts';
+import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
+import { IssuedTokens } from './issued-tokens.ts';
+import { RateLimiter } from './rate-limiter.ts';
+import { ReplayCache } from './replay-cache.ts';
+import { type RequestState, withRequestState } from './request-state.ts';
+import { sharedSecret } from './server-secrets.ts';
+import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
+
+type OidcProviderModule = typeof import('oidc-provider');
+let oidcProviderModule: OidcProviderModule | undefined;
+
+/**
+ * oidc-provider (and Koa beneath it) is loaded on first use, not at import: CLI commands that never
+ * start a node (most of them) import this part through the HTTP assembly and should not pay for it.
+ */
+async function loadOidcProvider(): Promise<OidcProviderModule> {
+  oidcProviderModule ??= await import('oidc-provider');
+  return oidcProviderModule;
+}
+
+/** Asymmetric JWS algorithms accepted for client assertions and DPoP proofs. `none` and HS* never. */
+const CLIENT_ALGS = [
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'Ed25519',
+  'EdDSA',
+];
+const ASSERTION_MAX_CHARS = 8 * 1024;
+const TOKEN_MAX_CHARS = 16 * 1024;
+const ROUTES = new Set(['token', 'introspection', 'revocation']);
+const ACCESS_TOKEN_ALGS = ['ES256', 'EdDSA', 'RS256'];
+
+export interface TokenServiceOptions {
+  /** The issuer identifier: Warden's public URL. */
+  issuer: string;
+  config: WardenConfig['tokens'];
+  trustProxy: boolean;
+  store: Store;
+  keyring: Keyring;
+  clock: Clock;
+  logger: Logger;
+  auditor: Auditor;
+  agents: AgentRegistry;
+}
+
+/** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
+export type IntrospectionResponse = { active: false } | ({ active: true } & Record<string, unknown>);
+
+/**
+ * Warden's OAuth 2 authorization server: oidc-provider configured for agents (client credentials,
+ * private_key_jwt only, DPoP, JWT access tokens per RFC 9068, resource indicators), with Warden's
+ * registry behind client lookup, the store behind replay detection, and Warden's own answers for
+ * introspection and revocation of JWT access tokens (which the library refuses to handle).
+ */
+export class TokenService {
+  readonly issuer: string;
+  readonly resources: string[];
+  readonly issued: IssuedTokens;
+  readonly replay: ReplayCache;
+  readonly keys: SigningKeyStore;
+  readonly #opts: TokenServiceOptions;
+  readonly #limiter: RateLimiter;
+  readonly #touched = new Map<string, number>();
+  readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
+  #nonceSecret: Buffer = Buffer.alloc(0);
+  #lib!: OidcProviderModule;
+  #provider!: Provider;
+  #callback!: (req: IncomingMessage, res: ServerResponse) => void;
+  #signing: SigningKey[] = [];
+  #verifyKeys!: ReturnType<typeof createLocalJWKSet>;
+  #timers: NodeJS.Timeout[] = [];
+  #unsubscribe: (() => void) | undefined;
+  #reloading: Promise<void> | undefined;
+
+  private constructor(opts: TokenServiceOptions) {
+    this.#opts = opts;
+    this.issuer = opts.issuer;
+    this.resources = opts.config.resources.length > 0 ? opts.config.resources : [opts.issuer];
+    this.issued = new IssuedTokens(opts.store, opts.clock);
+    this.replay = new ReplayCache(opts.store, opts.clock);
+    this.keys = new SigningKeyStore(opts.store, opts.keyring, opts.clock);
+    this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
+  }
+
+  /** Loads (or creates) keys and secrets, builds the provider, and starts the housekeeping loops. */
+  static async create(opts: TokenServiceOptions): Promise<TokenService> {
+    const service = new TokenService(opts);
+    service.#lib = await loadOidcProvider();
+    service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
+    await service.#reload();
+    service.#unsubscribe = opts.store.changes.subscribe('tokens.keys', () => {
+      service
+        .reloadKeys()
+        .catch((e: unknown) =>
+          opts.logger.error(
+            { err: { message: (e as Error).message } },
+            'token signing keys could not be reloaded',
+          ),
+        );
+    });
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const t = setInterval(() => {
+        fn().catch((e: unknown) =>
+          opts.logger.error({ err: { message: (e as Error).message } }, 'token service housekeeping failed'),
+        );
+      }, ms);
+      t.unref();
+      service.#timers.push(t);
+    };
+    every(60_000, () => service.rotateKeysIfDue());
+    every(60_000, () => Promise.all([service.replay.purge(), service.issued.purge()]));
+    return service;
+  }
+
+  /** The key ids currently published, the signing one first. */
+  get publishedKids(): string[] {
+    return this.#signing.map((k) => k.kid);
+  }
+
+  /** The public JWKS (what `/jwks` serves). */
+  get publicJwks(): { keys: JWK[] } {
+    return { keys: this.#signing.map((k) => k.publicJwk) };
+  }
+
+  /** Hands a raw Node request for an authorization server route to oidc-provider. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.#callback(req, res);
+  }
+
+  /**
+   * Makes a new signing key active now (audited); old public keys stay published until every
+   * token they signed has expired.
+   */
+  async rotateKeys(actor: AuditActor = SYSTEM, request?: AuditRequestMeta): Promise<string> {
+    const alg = this.#opts.config.signingAlg;
+    const kid = await this.#opts.auditor.transact(
+      (tx) => this.keys.rotate(alg, tx),
+      (newKid) => rotationEvent(newKid, alg, actor, 'oauth.keys.rotate', request),
+    );
+    await this.reloadKeys();
+    return kid;
+  }
+
+  /** Rotates when the active key is older than the configured interval (every node may call it). */
+  async rotateKeysIfDue(): Promise<string | undefined> {
+    const interval = this.#opts.config.keyRotationSeconds * 1000;
+    const age = await this.keys.activeAge();
+    if (age !== undefined && age < interval) return undefined;
+    const alg = this.#opts.config.signingAlg;
+    const notDue = new Error('not due');
+    try {
+      const kid = await this.#opts.auditor.transact(
+        async (tx) => {
+          // Checked again inside the transaction: another node may have rotated meanwhile.
+          const current = await this.keys.activeAge(tx);
+          if (current !== undefined && current < interval) throw notDue;
+          return this.keys.rotate(alg, tx);
+        },
+        (newKid) => rotationEvent(newKid, alg, SYSTEM, 'oauth.keys.scheduled_rotation'),
+      );
+      await this.reloadKeys();
+      return kid;
+    } catch (e) {
+      if (e === notDue) return undefined;
+      throw e;
+    }
+  }
+
+  /** Re-reads the published keys and rebuilds the provider with them (after a rotation anywhere). */
+  async reloadKeys(): Promise<void> {
+    this.#reloading ??= this.#reload().finally(() => {
+      this.#reloading = undefined;
+    });
+    await this.#reloading;
+  }
+
+  async #reload(): Promise<void> {
+    const keys = await this.keys.load(this.#opts.config.signingAlg);
+    this.#provider = this.#build(keys);
+    this.#callback = this.#provider.callback();
+    this.#signing = keys;
+    this.#verifyKeys = createLocalJWKSet({ keys: keys.map((k) => k.publicJwk) });
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    this.#unsubscribe?.();
+  }
+
+  #build(keys: SigningKey[]): Provider {
+    const { config, agents } = this.#opts;
+    const { default: OidcProvider, errors } = this.#lib;
+    const signer = keys[0] as SigningKey;
+    const resources = new Set(this.resources);
+    const configuration: Configuration = {
+      adapter: adapterFor(agents),
+      clients: [],
+      clientDefaults: {
+        grant_types: ['client_credentials'],
+        response_types: [],
+        token_endpoint_auth_method: 'private_key_jwt',
+        id_token_signed_response_alg: signer.alg,
+      },
+      clientAuthMethods: ['private_key_jwt'],
+      enabledJWA: {
+        clientAuthSigningAlgValues: CLIENT_ALGS as never,
+        dPoPSigningAlgValues: CLIENT_ALGS as never,
+      },
+      jwks: { keys: keys.map((k) => k.privateJwk) as never },
+      clockTolerance: 5,
+      scopes: [],
+      claims: {},
+      responseTypes: ['none'],
+      findAccount: async () => undefined,
+      issueRefreshToken: async () => false,
+      cookies: { keys: [this.#nonceSecret.toString('base64url')] },
+      features: {
+        devInteractions: { enabled: false },
+        userinfo: { enabled: false },
+        pushedAuthorizationRequests: { enabled: false },
+        rpInitiatedLogout: { enabled: false },
+        clientCredentials: { enabled: true },
+        introspection: { enabled: true },
+        revocation: { enabled: true },
+        dPoP: {
+          enabled: true,
+          nonceSecret: this.#nonceSecret,
+          requireNonce: () => config.dpopNonce === 'required',
+        },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: async () => this.resources[0] as string,
+          useGrantedResource: async () => false,
+          getResourceServerInfo: async (ctx, resource, client) => {
+            if (!resources.has(resource)) throw new errors.InvalidTarget();
+            const extra = client as unknown as Record<string, unknown>;
+            const template = requestTemplate(extra);
+            // Scopes outside the template are dropped (the response says what was granted); a
+            // request for nothing the template allows is refused rather than answered with an
+            // empty token.
+            const requested = String(ctx.oidc.params?.scope ?? '')
+              .split(' ')
+              .filter(Boolean);
+            if (requested.length > 0 && !requested.some((s) => template.allowedScopes.includes(s))) {
+              throw new errors.InvalidScope(
+                'none of the requested scopes is allowed for this agent',
+                requested.join(' '),
+              );
+            }
+            return {
+              audience: resource,
+              scope: template.allowedScopes.join(' '),
+              accessTokenTTL: template.lifetime,
+              accessTokenFormat: 'jwt',
+              jwt: { sign: { alg: signer.alg, kid: signer.kid } },
+            };
+          },
+        },
+      },
+      extraClientMetadata: {
+        properties: [...CLIENT_EXTRA_PROPERTIES],
+      },
+      extraTokenClaims: async (_ctx, token) => {
+        const client = (token as unknown as { client?: Record<string, unknown> }).client;
+        if (!client) return undefined;
+        const template = requestTemplate(client);
+        return { agent_template: { id: template.id, version: template.version } };
+      },
+      assertJwtClientAuthClaimsAndHeader: async (ctx, claims, _header, client) => {
+        // RFC 7523bis: the audience is the issuer identifier, alone; endpoint URLs are refused.
+        if (claims.aud !== this.issuer) {
+          throw new errors.InvalidClientAuth('audience (aud) must be the issuer identifier');
+        }
+        if (ctx.oidc.route === 'token') {
+          const wait = this.#limiter.take(client.clientId);
+          if (wait > 0) {
+            ctx.set('retry-after', String(Math.max(1, Math.ceil(wait))));
+            const err = new errors.CustomOIDCProviderError(
+              'temporarily_unavailable',
+              'too many token requests from this client; retry later',
+            );
+            Object.assign(err, { status: 429, statusCode: 429 });
+            throw err;
+          }
+        }
+      },
+      ttl: {
+        ClientCredentials: (_ctx, _token, client) =>
+          requestTemplate(client as unknown as Record<string, unknown>).lifetime,
+      },
+      renderError: async (ctx, out) => {
+        ctx.type = 'application/json';
+        ctx.body = out;
+      },
+      discovery: {
+        authorization_details_types_supported: [],
+      } as never,
+    };
+    const provider = new OidcProvider(this.issuer, configuration);
+    provider.proxy = this.#opts.trustProxy;
+    // Single use across every node: one atomic claim in the store instead of find-then-save.
+    Object.defineProperty(provider.ReplayDetection, 'unique', {
+      value: (iss: string, jti: string, exp: number) => this.replay.claim(iss, jti, exp),
+    });
+    for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'server_error'] as const) {
+      provider.on(event as 'grant.error', (ctx: KoaContextWithOIDC, err: Error) => {
+        this.#errors.set(ctx, err as Error & Record<string, unknown>);
+        if (event === 'server_error') {
+          this.#opts.logger.error({ err: { message: err.message } }, 'authorization server error');
+        }
+      });
+    }
+    provider.use(async (ctx, next) => {
+      const state: RequestState = {};
+      const started = performance.now();
+      if (tooLarge(ctx.req)) {
+        ctx.status = 413;
+        ctx.body = { error: 'invalid_request', error_description: 'request body too large' };
+        await this.#recordRefusal(ctx as KoaContextWithOIDC, state, started, 'request_too_large');
+        return;
+      }
+      await withRequestState(state, next);
+      const oidc = (ctx as KoaContextWithOIDC).oidc;
+      if (!oidc || !ROUTES.has(oidc.route)) return;
+      await this.#after(ctx as KoaContextWithOIDC, state, started);
+    });
+    return provider;
+  }
+
+  async #after(ctx: KoaContextWithOIDC, state: RequestState, started: number): Promise<void> {
+    const route = ctx.oidc.route;
+    const error = this.#errors.get(ctx);
+    if (route === 'token') {
+      if (error && /DPoP proof JWT Replay detected/.test(String(error.error_detail ?? error.message))) {
+        // RFC 9449 §4.3: a replayed proof is an invalid proof (the library says invalid_grant).
+        ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
+      }
+      if (ctx.status === 200 && isObject(ctx.body) && typeof ctx.body.access_token === 'string') {
+        await this.#recordIssued(ctx, state, started);
+      } else {
+        await this.#recordRefusal(ctx, state, started);
+      }
+      return;
+    }
+    // The library answers introspection and revocation only after authenticating the client; for a
+    // JWT it then stops with unsupported_token_type. That is where Warden takes over.
+    const token = ctx.oidc.params?.token;
+    if (error?.error === 'unsupported_token_type' && typeof token === 'string' && ctx.oidc.client) {
+      const clientId = ctx.oidc.client.clientId;
+      ctx.status = 200;
+      ctx.set('cache-control', 'no-store');
+      if (route === 'introspection') {
+        ctx.type = 'application/json';
+        ctx.body = await this.introspect(token);
+      } else {
+        const outcome = await this.revoke(token, clientId, requestMeta(ctx));
+        if (outcome === 'forbidden') {
+          ctx.status = 400;
+          ctx.type = 'application/json';
+          ctx.body = {
+            error: 'unauthorized_client',
+            error_description: 'a token can be revoked only by the client it was issued to',
+          };
+        } else {
+          ctx.body = '';
+        }
+      }
+      return;
+    }
+    if (ctx.status >= 400) await this.#recordRefusal(ctx, state, started);
+  }
+
+  /**
+   * RFC 7662 for a Warden access token: active only if its signature verifies under a published
+   * key, it was issued here and not revoked, it has not expired, and its agent may still act
+   * (not suspended or retired, provider trusted). Anything else is `{active:false}` alone.
+   */
+  async introspect(token: string): Promise<IntrospectionResponse> {
+    const inactive = { active: false } as const;
+    const payload = await this.#verifyAccessToken(token);
+    if (!payload?.jti) return inactive;
+    const record = await this.issued.find(payload.jti);
+    const now = this.#opts.clock.now();
+    if (!record || record.revokedAt !== null || record.expiresAt <= now) return inactive;
+    try {
+      const resolved = await this.#opts.agents.resolve(record.clientId);
+      if (!resolved.usable) return inactive;
+    } catch (e) {
+      if (e instanceof NotFoundError) return inactive;
+      throw e;
+    }
+    const { cnf, ...claims } = payload as JWTPayload & { cnf?: { jkt?: string } };
+    return {
+      ...claims,
+      active: true,
+      token_type: cnf?.jkt ? 'DPoP' : 'Bearer',
+      ...(cnf ? { cnf } : {}),
+    };
+  }
+
+  /**
+   * RFC 7009 for a Warden access token. Unknown or foreign-signed tokens are a successful no-op;
+   * a token issued to another client is refused.
+   */
+  async revoke(
+    token: string,
+    clientId: string,
+    request?: AuditRequestMeta,
+  ): Promise<'revoked' | 'unknown' | 'forbidden'> {
+    const payload = await this.#verifyAccessToken(token, { ignoreExpiry: true });
+    if (!payload?.jti) return 'unknown';
+    const record = await this.issued.find(payload.jti);
+    if (!record) return 'unknown';
+    if (record.clientId !== clientId) {
+      await this.#opts.auditor
+        .record({
+          type: 'token.refused',
+          actor: { type: 'agent', id: clientId },
+          action: 'oauth.revoke',
+          resource: { type: 'access_token', id: record.jti },
+          outcome: 'denied',
+          error_code: 'unauthorized_client',
+          request,
+          details: { reason: 'not_token_owner', token_client_id: record.clientId },
+        })
+        .catch(() => undefined);
+      return 'forbidden';
+    }
+    const jti = record.jti;
+    await this.#opts.auditor.transact(
+      (tx) => this.issued.revoke(tx, jti, 'revoked by its client'),
+      (changed) => ({
+        type: 'token.revoked',
+        actor: { type: 'agent', id: clientId },
+        action: 'oauth.revoke',
+        resource: { type: 'access_token', id: jti },
+        outcome: 'success',
+        request,
+        details: { already_revoked: !changed, exp: Math.floor(record.expiresAt / 1000) },
+      }),
+    );
+    return 'revoked';
+  }
+
+  async #verifyAccessToken(
+    token: string,
+    opts: { ignoreExpiry?: boolean } = {},
+  ): Promise<JWTPayload | undefined> {
+    if (token.length > TOKEN_MAX_CHARS) return undefined;
+    try {
+      const { payload } = await jwtVerify(token, this.#verifyKeys, {
+        issuer: this.issuer,
+        typ: 'at+jwt',
+        algorithms: ACCESS_TOKEN_ALGS,
+        currentDate: new Date(this.#opts.clock.now()),
+        ...(opts.ignoreExpiry ? { clockTolerance: 366 * 86_400 } : {}),
+      });
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #recordIssued(ctx: KoaContextWithOIDC, state: RequestState, started: number): Promise<void> {
+    const body = ctx.body as Record<string, unknown>;
+    const token = body.access_token as string;
+    const claims = decodeJwt(token) as JWTPayload & {
+      client_id: string;
+      scope?: string;
+      cnf?: { jkt?: string };
+      agent_template: { id: string; version: number };
+    };
+    const { kid } = decodeProtectedHeader(token);
+    const aud = Array.isArray(claims.aud) ? claims.aud.join(' ') : String(claims.aud);
+    const record = {
+      jti: claims.jti as string,
+      clientId: claims.client_id,
+      sub: claims.sub as string,
+      aud,
+      scope: claims.scope ?? '',
+      jkt: claims.cnf?.jkt ?? null,
+      kid: kid ?? '',
+      templateId: claims.agent_template.id,
+      templateVersion: claims.agent_template.version,
+      issuedAt: (claims.iat as number) * 1000,
+      expiresAt: (claims.exp as number) * 1000,
+    };
+    const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';
+    try {
+      await this.#opts.auditor.transact(
+        (tx) => this.issued.record(tx, record),
+        () => ({
+          type: 'token.issued',
+          actor: { type: 'agent', id: record.clientId, name: state.agentName },
+          action: 'oauth.token',
+          resource: { type: 'access_token', id: record.jti },
+          outcome: 'success',
+          request: requestMeta(ctx),
+          latency_ms: Math.round(performance.now() - started),
+          details: {
+            grant_type: ctx.oidc.params?.grant_type,
+            aud,
+            scope: record.scope,
+            requested_scope: requested,
+            narrowed: requested
+              .split(' ')
+              .filter(Boolean)
+              .some((s) => !record.scope.split(' ').includes(s)),
+            dpop: record.jkt !== null,
+            kid: record.kid,
+            template_id: record.templateId,
+            template_version: record.templateVersion,
+            exp: claims.exp,
+          },
+        }),
+      );
+    } catch (e) {
+      // Fail closed: a token whose issuance cannot be recorded is never handed out.
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'issued token could not be recorded',
+      );
+      ctx.status = 503;
+      ctx.type = 'application/json';
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the token could not be recorded' };
+      return;
+    }
+    // last_seen_at is coarse (a minute): one extra durable write per token would halve throughput.
+    const now = this.#opts.clock.now();
+    if ((this.#touched.get(record.clientId) ?? 0) < now - 60_000) {
+      this.#touched.set(record.clientId, now);
+      if (this.#touched.size > 100_000) this.#touched.clear();
+      this.#opts.agents.touch(record.clientId).catch(() => undefined);
+    }
+  }
+
+  async #recordRefusal(
+    ctx: KoaContextWithOIDC,
+    state: RequestState,
+    started: number,
+    reason?: string,
+  ): Promise<void> {
+    const error = this.#errors.get(ctx);
+    const body = isObject(ctx.body) ? ctx.body : {};
+    const code = typeof body.error === 'string' ? body.error : 'server_error';
+    if (code === 'use_dpop_nonce') return; // a protocol step (RFC 9449 §8), not a refusal
+    const clientId = ctx.oidc?.client?.clientId ?? clientIdOf(ctx);
+    const actor: AuditActor = clientId
+      ? { type: 'agent', id: clientId, name: state.agentName }
+      : { type: 'anonymous', id: 'unknown' };
+    const detail =
+      reason ??
+      state.refusal ??
+      (typeof error?.error_detail === 'string' ? error.error_detail : undefined) ??
+      (typeof body.error_description === 'string' ? body.error_description : undefined);
+    await this.#opts.auditor
+      .record({
+        type: 'token.refused',
+        actor,
+        action: `oauth.${ctx.oidc?.route ?? 'token'}`,
+        outcome: 'denied',
+        error_code: code,
+        request: requestMeta(ctx),
+        latency_ms: Math.round(performance.now() - started),
+        details: {
+          reason: detail,
+          grant_type: ctx.oidc?.params?.grant_type,
+          status: ctx.status,
+        },
+      })
+      .catch((e: unknown) =>
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'token refusal could not be audited',
+        ),
+      );
+  }
+}
+
+const SYSTEM: AuditActor = { type: 'system', id: 'tokens' };
+
+function rotationEvent(
+  kid: string,
+  alg: string,
+  actor: AuditActor,
+  action: string,
+  request?: AuditRequestMeta,
+): AuditEventInput {
+  return {
+    type: 'token.signing_key_rotated',
+    actor,
+    action,
+    resource: { type: 'signing_key', id: kid },
+    outcome: 'success',
+    request,
+    details: { alg },
+  };
+}
+
+function requestTemplate(client: Record<string, unknown>): {
+  id: string;
+  version: number;
+  lifetime: number;
+  allowedScopes: string[];
+} {
+  const id = client.warden_template_id ?? client.wardenTemplateId;
+  const version = client.warden_template_version ?? client.wardenTemplateVersion;
+  const lifetime = client.warden_token_lifetime ?? client.wardenTokenLifetime;
+  const scopes = client.warden_allowed_scopes ?? client.wardenAllowedScopes;
+  if (typeof id !== 'string' || typeof version !== 'number' || typeof lifetime !== 'number') {
+    throw new Error('agent client metadata lacks its template');
+  }
+  return {
+    id,
+    version,
+    lifetime,
+    allowedScopes: Array.isArray(scopes) ? (scopes as string[]) : [],
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Buffer.isBuffer(v);
+}
+
+/** Request bodies above this are refused before parsing: assertions are small. */
+function tooLarge(req: IncomingMessage): boolean {
+  const length = Number(req.headers['content-length'] ?? 0);
+  return Number.isFinite(length) && length > ASSERTION_MAX_CHARS * 2;
+}
+
+/** The client id a refused request claimed (never trusted, only for the audit trail). */
+function clientIdOf(ctx: KoaContextWithOIDC): string | undefined {
+  const params = ctx.oidc?.params as Record<string, unknown> | undefined;
+  if (typeof params?.client_id === 'string') return params.client_id.slice(0, 100);
+  const assertion = params?.client_assertion;
+  if (typeof assertion !== 'string' || assertion.length > ASSERTION_MAX_CHARS) return undefined;
+  try {
+    const sub = decodeJwt(assertion).sub;
+    return typeof sub === 'string' ? sub.slice(0, 100) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function requestMeta(ctx: KoaContextWithOIDC): AuditRequestMeta {
+  return { source_ip: ctx.ip, user_agent: ctx.get('user-agent').slice(0, 300) || undefined };
+}
