@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { WardenError } from '../core/index.ts';
 import { CliError } from './cli-error.ts';
+import { approvalsCommand } from './commands/approvals.ts';
 import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registryCommands(program);
   keysCommand(program);
   vaultCommands(program);
+  approvalsCommand(program);
   return program;
 }
 

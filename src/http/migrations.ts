@@ -1,4 +1,5 @@
 import type { Migration } from 'kysely';
+import { approvalsMigrations } from '../approvals/index.ts';
 import { auditMigrations } from '../audit/index.ts';
 import { identityMigrations } from '../identity/index.ts';
 import { storeMigrations } from '../store/index.ts';
@@ -10,4 +11,5 @@ export const allMigrations: Record<string, Migration> = {
   ...auditMigrations,
   ...identityMigrations,
   ...vaultMigrations,
+  ...approvalsMigrations,
 };

@@ -19,6 +19,7 @@ import {
 import type { Caller } from '../identity/index.ts';
 import { buildOpenApi } from './openapi.ts';
 import type { AnyRoute } from './route.ts';
+import { registerApprovalPages } from './routes/approvals.ts';
 import { allRoutes } from './routes/index.ts';
 import type { Warden } from './warden.ts';
 
@@ -219,6 +220,8 @@ export async function buildServer(
       },
     });
   }
+
+  registerApprovalPages(app, warden);
 
   const openapi = buildOpenApi(routes, { version: VERSION, serverUrl: warden.publicUrl });
   app.get('/openapi.json', async () => openapi);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Approvals } from '../approvals/index.ts';
 import { Auditor } from '../audit/index.ts';
 import {
   type Clock,
@@ -37,6 +38,7 @@ export interface Warden {
   auditor: Auditor;
   identity: Identity;
   vault: Vault;
+  approvals: Approvals;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -121,9 +123,12 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
     });
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
+    const publicUrl = publicUrlOf(config);
+    const approvals = new Approvals({ store, auditor, clock, logger, keyring, identity, metrics, publicUrl });
+    approvals.start();
     return {
       config,
-      publicUrl: publicUrlOf(config),
+      publicUrl,
       nodeId,
       clock,
       logger,
@@ -133,9 +138,11 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor,
       identity,
       vault,
+      approvals,
       metrics,
       async close() {
         vault.close();
+        await approvals.close();
         await store.close();
       },
     };

@@ -42,7 +42,8 @@ export function keysCommand(program: Command): void {
         const core = await rewrapCoreSecrets(warden.store, warden.keyring);
         // The vault's sealed values (secret versions, cached tokens, pending connects), in one transaction.
         const vault = await warden.store.transaction((tx) => rewrapVaultSecrets(tx, warden.keyring));
-        const rewrapped = core + vault.rewrapped;
+        const channels = await warden.approvals.channels.rewrap();
+        const rewrapped = core + vault.rewrapped + channels;
         await warden.auditor.record({
           type: 'keys.master_rotated',
           actor: { type: 'system', id: 'cli' },
