@@ -550,8 +550,8 @@ export class Approvals {
       throw e;
     }
     const now = clock.now();
-    if (row.status === 'pending' && row.expires_at <= now) {
-      await this.expireDue({ id });
+    if (row.status === 'expired' || (row.status === 'pending' && row.expires_at <= now)) {
+      if (row.status === 'pending') await this.expireDue({ id });
       throw await refuse(new ApprovalRefusedError('expired', id, 'the request expired before a decision'));
     }
     if (row.status !== 'pending') {
