@@ -62,7 +62,10 @@ describe('approval page in a real headless Chromium', () => {
       assert.equal(await page.textContent('#status'), 'pending');
       const args = JSON.parse((await page.textContent('#arguments')) ?? '');
       assert.equal(args.memo, XSS, 'the attacker-controlled argument is shown as text');
-      assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned),
+        undefined,
+      );
       assert.equal(await page.locator('script').count(), 0);
       assert.equal(await page.locator('#arguments img').count(), 0);
       assert.ok((await page.content()).includes('&lt;script&gt;window.__pwned'));
