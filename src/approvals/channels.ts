@@ -212,7 +212,7 @@ export class NotificationChannels {
       await this.#auditor.transact(
         (tx) => tx.insertInto('approval_channels').values(row).execute(),
         () => ({
-          type: 'export.sink_changed',
+          type: 'approval.settings_changed',
           actor: actorOf(caller),
           action: 'approvals.channels.create',
           resource: { type: 'approval_channel', id, name: parsed.name },
@@ -242,7 +242,7 @@ export class NotificationChannels {
         }
       },
       () => ({
-        type: 'export.sink_changed',
+        type: 'approval.settings_changed',
         actor: actorOf(caller),
         action: 'approvals.channels.delete',
         resource: { type: 'approval_channel', name: ref },

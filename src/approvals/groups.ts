@@ -95,7 +95,7 @@ export class ApproverGroups {
         }
       },
       () => ({
-        type: 'user.updated',
+        type: 'approval.settings_changed',
         actor: actorOf(caller),
         action: 'approvals.groups.put',
         resource: { type: 'approver_group', id: name },

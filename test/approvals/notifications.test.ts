@@ -6,7 +6,15 @@ import { after, before, describe, it } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { BACKENDS, freshDatabase } from '../support/databases.ts';
 import { freePort } from '../support/process.ts';
-import { type ApprovalsNode, ManualClock, newKeyring, openNode, seedWorld, type World } from './harness.ts';
+import {
+  type ApprovalsNode,
+  events,
+  ManualClock,
+  newKeyring,
+  openNode,
+  seedWorld,
+  type World,
+} from './harness.ts';
 
 const DATABASES = { sqlite: await freshDatabase('sqlite'), postgres: await freshDatabase('postgres') };
 const WEBHOOK_SECRET = 'whsec-0123456789abcdef0123456789abcdef';
@@ -207,6 +215,12 @@ for (const backend of BACKENDS) {
       }
       assert.match(logs, /"channel":"broken".*notification not delivered/);
       assert.ok(views.every((v) => v.has_secret));
+      const changes = await events(node.store, 'node-a', 'approval.settings_changed');
+      assert.deepEqual(
+        changes.filter((e) => e.action === 'approvals.channels.create').map((e) => e.resource?.name),
+        ['siem-hook', 'slack', 'mail', 'broken'],
+      );
+      assert.ok(!JSON.stringify(changes).includes(WEBHOOK_SECRET));
     });
   });
 }
