@@ -49,13 +49,23 @@ ${options.error ? `<p class="msg err" role="alert">${escapeHtml(options.error)}<
 /** One request with everything the approver must see, and the decision form when they may decide. */
 export function renderRequest(
   view: ApprovalView,
-  options: { username: string; csrf: string; canDecide: boolean; message?: string },
+  options: {
+    username: string;
+    csrf: string;
+    canDecide: boolean;
+    message?: string;
+    /** Display names of the people involved, by user id. */
+    names?: Record<string, string>;
+  },
 ): string {
+  const person = (id: string | null, fallback: string) =>
+    id === null ? fallback : `${escapeHtml(options.names?.[id] ?? id)} <small>(${escapeHtml(id)})</small>`;
   const rows: [string, string][] = [
     ['Status', `<span class="status" id="status">${escapeHtml(view.status)}</span>`],
     ['What', `<strong id="binding-message">${escapeHtml(view.binding_message)}</strong>`],
     ['Agent', `${escapeHtml(view.agent.name)} <small>(${escapeHtml(view.agent.id)})</small>`],
-    ['On behalf of', escapeHtml(view.user_id ?? '— (the agent itself)')],
+    ['Agent owner', person(view.agent.owner_id, '—')],
+    ['On behalf of', `<span id="on-behalf-of">${person(view.user_id, '— (the agent itself)')}</span>`],
     ['Declared intent', `<span id="intent">${escapeHtml(view.intent ?? '— (none declared)')}</span>`],
     ['Action', `<code id="tool">${escapeHtml(view.tool)}</code>`],
     ['Resource', escapeHtml(view.resource ?? '—')],

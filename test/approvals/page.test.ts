@@ -60,6 +60,7 @@ describe('approval page in a real headless Chromium', () => {
       assert.equal(await page.textContent('#tool'), 'payments.send');
       assert.equal(await page.textContent('#intent'), 'pay the <b>supplier</b>');
       assert.equal(await page.textContent('#status'), 'pending');
+      assert.match((await page.textContent('#on-behalf-of')) ?? '', /^alice \(/);
       const args = JSON.parse((await page.textContent('#arguments')) ?? '');
       assert.equal(args.memo, XSS, 'the attacker-controlled argument is shown as text');
       assert.equal(

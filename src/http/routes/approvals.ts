@@ -255,6 +255,15 @@ export function registerApprovalPages(app: FastifyInstance, warden: Warden): voi
         view.user_id === approver.id;
       if (!mayRead) return html(reply, 404, renderError('Not found', 'No such approval request.'));
       const done = (request.query as Record<string, string>).done;
+      const names: Record<string, string> = {};
+      for (const uid of [view.agent.owner_id, view.user_id]) {
+        if (uid && !names[uid]) {
+          names[uid] = await warden.identity.users.get(uid).then(
+            (u) => u.display_name ?? u.username,
+            () => uid,
+          );
+        }
+      }
       return html(
         reply,
         200,
@@ -262,6 +271,7 @@ export function registerApprovalPages(app: FastifyInstance, warden: Warden): voi
           username: session.username,
           csrf: session.csrf,
           canDecide: await warden.approvals.canDecide(id, approver),
+          names,
           ...(done === 'approved' || done === 'denied' ? { message: `You ${done} this request.` } : {}),
         }),
       );
