@@ -44,6 +44,9 @@ export const AUDIT_EVENT_TYPES = {
   'approval.requested': 'A person was asked to approve an action.',
   'approval.decided': 'A person approved or denied an action.',
   'approval.expired': 'An approval request expired undecided.',
+  'approval.settings_changed':
+    'An approval notification channel or approver group was created, changed or removed.',
+  'approval.consumed': 'A one-time approval grant was used, or its use refused, for the call it gates.',
   'vault.secret_written': 'A credential was stored or a new version written.',
   'vault.secret_deleted': 'A credential was deleted.',
   'vault.credential_used': 'A credential was used on an agent’s behalf.',

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { WardenError } from '../core/index.ts';
 import { CliError } from './cli-error.ts';
+import { approvalsCommand } from './commands/approvals.ts';
 import { auditCommand } from './commands/audit.ts';
 import { gatewayCommand } from './commands/gateway.ts';
 import { keysCommand } from './commands/keys.ts';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   gatewayCommand(program);
   policyCommand(program);
   vaultCommands(program);
+  approvalsCommand(program);
   return program;
 }
 

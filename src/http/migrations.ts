@@ -1,4 +1,5 @@
 import type { Migration } from 'kysely';
+import { approvalsMigrations } from '../approvals/index.ts';
 import { auditMigrations } from '../audit/index.ts';
 import { exportMigrations } from '../export/index.ts';
 import { gatewayMigrations } from '../gateway/index.ts';
@@ -18,4 +19,5 @@ export const allMigrations: Record<string, Migration> = {
   ...gatewayMigrations,
   ...policyMigrations,
   ...vaultMigrations,
+  ...approvalsMigrations,
 };

@@ -19,6 +19,7 @@ import {
 import type { Caller } from '../identity/index.ts';
 import { buildOpenApi } from './openapi.ts';
 import type { AnyRoute } from './route.ts';
+import { registerApprovalPages } from './routes/approvals.ts';
 import { registerGateway } from './routes/gateway.ts';
 import { allRoutes } from './routes/index.ts';
 import { registerTokens } from './routes/tokens.ts';
@@ -224,6 +225,7 @@ export async function buildServer(
 
   registerTokens(app, warden);
   registerGateway(app, warden);
+  registerApprovalPages(app, warden);
 
   const openapi = buildOpenApi(routes, { version: VERSION, serverUrl: warden.publicUrl });
   app.get('/openapi.json', async () => openapi);

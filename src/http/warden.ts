@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Approvals } from '../approvals/index.ts';
 import { Auditor } from '../audit/index.ts';
 import {
   type Clock,
@@ -57,6 +58,7 @@ export interface Warden {
   /** Streams the ledger to SIEM sinks; its loops run while the node is open. */
   exporter: Exporter;
   gateway: Gateway;
+  approvals: Approvals;
   metrics: Registry;
   close(): Promise<void>;
 }
@@ -212,6 +214,17 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       credentials: options.gateway?.credentials ?? vault,
       options: options.gateway?.options,
     });
+    const approvals = new Approvals({
+      store,
+      auditor: ledger,
+      clock,
+      logger,
+      keyring,
+      identity,
+      metrics,
+      publicUrl,
+    });
+    approvals.start();
     return {
       config,
       publicUrl,
@@ -228,12 +241,14 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       vault,
       exporter,
       gateway,
+      approvals,
       metrics,
       async close() {
         await gateway.close();
         revocations?.close();
         await exporter.stop();
         vault.close();
+        await approvals.close();
         await tokens.close();
         await policy.engine.close();
         await ledger.close();

@@ -50,7 +50,8 @@ export function keysCommand(program: Command): void {
         // The ledger's sealed Ed25519 signing key.
         const audit = await rewrapAuditKeys(warden.store.db, warden.keyring);
         const exported = await rewrapExportSecrets(warden.store.db, warden.keyring);
-        const rewrapped = core + vault.rewrapped + audit + exported;
+        const channels = await warden.approvals.channels.rewrap();
+        const rewrapped = core + vault.rewrapped + audit + exported + channels;
         await warden.auditor.record({
           type: 'keys.master_rotated',
           actor: { type: 'system', id: 'cli' },

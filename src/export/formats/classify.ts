@@ -141,6 +141,8 @@ export const CLASSIFICATION: Record<AuditEventType, Classification> = {
   'approval.requested': { class: 'entity_management', activity: 1 },
   'approval.decided': { class: 'entity_management', activity: 3 },
   'approval.expired': { class: 'entity_management', activity: 11 },
+  'approval.consumed': { class: 'entity_management', activity: 99, otherName: 'Consume' },
+  'approval.settings_changed': { class: 'entity_management', activity: 3 },
   'vault.secret_written': {
     class: 'entity_management',
     activity: (e) => (Number(detail(e, 'version') ?? 1) > 1 ? 3 : 1),

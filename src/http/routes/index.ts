@@ -1,5 +1,6 @@
 import type { AnyRoute } from '../route.ts';
 import type { Warden } from '../warden.ts';
+import { approvalsRoutes } from './approvals.ts';
 import { auditRoutes } from './audit.ts';
 import { exportRoutes } from './export.ts';
 import { gatewayRoutes } from './gateway.ts';
@@ -18,5 +19,6 @@ export function allRoutes(warden: Warden): AnyRoute[] {
     ...vaultRoutes(warden),
     ...exportRoutes(warden),
     ...gatewayRoutes(warden),
+    ...approvalsRoutes(warden),
   ];
 }
