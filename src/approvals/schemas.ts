@@ -40,7 +40,7 @@ export const approvalRequestInputSchema = z
     ttl_seconds: z
       .number()
       .int()
-      .min(10)
+      .min(1)
       .max(7 * 24 * 3600)
       .optional(),
     /** The policies that required approval (for the audit trail). */

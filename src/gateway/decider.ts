@@ -27,6 +27,8 @@ export interface GatewayDecision {
   decision: 'permit' | 'deny';
   approval_required: boolean;
   reason: string;
+  /** Who may approve (`owner`, `user`, `group:<name>`), from the policies' `@approvers`. */
+  approvers?: string[] | undefined;
   determining_policies: { id: string }[];
   policy_version?: number | null;
 }

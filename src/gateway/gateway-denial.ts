@@ -72,6 +72,17 @@ export class GatewayDenial extends Error {
     );
   }
 
+  /** A call whose approval was refused (denied, expired, already used, altered, or not obtainable). */
+  static approvalRefused(message: string, code: string, decision: GatewayDecision): GatewayDenial {
+    return new GatewayDenial(`approval refused: ${message}`, {
+      code,
+      mcpCode: MCP_ERRORS.approvalRequired,
+      status: 403,
+      outcome: 'denied',
+      decision,
+    });
+  }
+
   static rateLimited(message: string, retryAfter: number): GatewayDenial {
     return new GatewayDenial(message, {
       code: 'ERR_RATE_LIMITED',

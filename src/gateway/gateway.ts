@@ -8,6 +8,15 @@ import type {
 } from '@modelcontextprotocol/sdk/types.js';
 import { decodeJwt } from 'jose';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import {
+  APPROVAL_META_KEY,
+  type ApprovalRequestInput,
+  ApprovalRefusedError,
+  type Approvals,
+  type ApprovalView,
+  type Approvers,
+  pendingToolResult,
+} from '../approvals/index.ts';
 import type { AuditEventInput, AuditIntent, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import { type Clock, InvalidRequestError, type Logger, NotFoundError, WardenError } from '../core/index.ts';
 import type { Caller, Identity } from '../identity/index.ts';
@@ -52,6 +61,8 @@ export interface GatewayDeps {
   decider?: PolicyDecider | undefined;
   /** The credential vault. Absent: upstreams that need a credential cannot be called. */
   credentials?: CredentialInjector | undefined;
+  /** Human approval of calls the policy permits only with approval. Absent: such calls are refused. */
+  approvals?: Approvals | undefined;
   options?: GatewayOptions | undefined;
   /** Prometheus registry for the gateway's call and step metrics. */
   metrics?: Registry | undefined;
@@ -75,6 +86,31 @@ export interface Authenticated {
   meta: AuditRequestMeta;
 }
 
+/** How an MCP `tools/call` takes part in an approval (from its `_meta` and the SDK's request context). */
+export interface ToolCallContext {
+  /** `_meta["warden/approval"].request_id`: the agent retries a call a person has approved. */
+  approvalRequestId?: string | undefined;
+  /** Sends an MCP progress notification (set when the client supplied `_meta.progressToken`). */
+  progress?: ((progress: number, message: string) => Promise<void>) | undefined;
+}
+
+/** Reads `_meta["warden/approval"].request_id` of a call; anything malformed is no id at all. */
+export function approvalRequestIdOf(meta: unknown): string | undefined {
+  if (!meta || typeof meta !== 'object') return undefined;
+  const value = (meta as Record<string, unknown>)[APPROVAL_META_KEY];
+  if (!value || typeof value !== 'object') return undefined;
+  const id = (value as Record<string, unknown>).request_id;
+  return typeof id === 'string' && id.length > 0 && id.length <= 100 ? id : undefined;
+}
+
+/** `owner`, `user`, `group:<name>` (the policy's `@approvers`) as an approvals rule. */
+function approversOf(decision: GatewayDecision): Approvers | undefined {
+  const first = decision.approvers?.[0];
+  if (first === 'owner' || first === 'user') return { kind: first };
+  if (first?.startsWith('group:') && first.length > 6) return { kind: 'group', group: first.slice(6) };
+  return undefined;
+}
+
 /** One governed call: what is being done, to what, by whom. */
 interface CallSpec {
   auth: Authenticated;
@@ -93,6 +129,8 @@ interface CallSpec {
   http?: { method: string; host: string; path: string } | undefined;
   /** A refusal known before anything is decided (unknown or withheld tool): recorded, never forwarded. */
   blocked?: GatewayDenial | undefined;
+  /** Set for MCP tool calls: they can wait for, or retry with, a person's approval. */
+  approval?: ToolCallContext | undefined;
 }
 
 const refusingVerifier: TokenVerifier = {
@@ -149,7 +187,8 @@ export function parseIntent(value: unknown): AuditIntent | undefined {
 /**
  * The enforcement point: every agent call through MCP or the HTTP proxy takes the one path —
  * authenticate (token + DPoP) → identify (agent active, provider trusted, delegation) → decide
- * (policy) → approve (approval-required is refused until the approvals part exists) → inject (vault)
+ * (policy) → approve (a person approves the exact call: held open, or answered as pending and
+ * retried with the request id) → inject (vault)
  * → forward → record (one audit event with a per-step timing breakdown). Any failure denies.
  */
 export class Gateway {
@@ -222,11 +261,12 @@ export class Gateway {
   }
 
   /** Which parts are wired on this node (the others fail closed). */
-  get wiring(): { tokens: boolean; policy: boolean; vault: boolean } {
+  get wiring(): { tokens: boolean; policy: boolean; vault: boolean; approvals: boolean } {
     return {
       tokens: this.#deps.tokenVerifier !== undefined,
       policy: this.#deps.decider !== undefined,
       vault: this.#deps.credentials !== undefined,
+      approvals: this.#deps.approvals !== undefined,
     };
   }
 
@@ -434,6 +474,87 @@ export class Gateway {
     }
   }
 
+  /**
+   * The approve step: asks the approvals part about this exact call. Granted (a held call was
+   * approved, or a retry used its one-time grant) returns normally; `pending` is returned for the
+   * caller to answer with; a refusal (denied, expired, used, altered) is a denial. Only MCP tool
+   * calls can take approvals: anything else that needs one is refused, as when approvals is absent.
+   */
+  async #approve(
+    spec: CallSpec,
+    decision: GatewayDecision,
+    extra: Record<string, unknown>,
+  ): Promise<{ status: 'granted' | 'pending'; request: ApprovalView }> {
+    const approvals = this.#deps.approvals;
+    if (!approvals || !spec.approval || spec.toolName === undefined)
+      throw GatewayDenial.approvalRequired(decision);
+    const p = spec.auth.principal;
+    const intent = spec.intent?.text ?? spec.intent?.goal;
+    const approvers = approversOf(decision);
+    const input: ApprovalRequestInput = {
+      agent_id: p.resolved.agent.id,
+      ...(p.onBehalfOf ? { user_id: p.onBehalfOf } : {}),
+      ...(intent ? { intent: intent.slice(0, 2000) } : {}),
+      tool: spec.toolName,
+      arguments: spec.args ?? {},
+      ...(approvers ? { approvers } : {}),
+      ...(this.settings.approvalTtlSeconds ? { ttl_seconds: this.settings.approvalTtlSeconds } : {}),
+      policies: decision.determining_policies.map((x) => x.id.slice(0, 200)).slice(0, 50),
+    };
+    const retry = spec.approval.approvalRequestId;
+    const mode = this.settings.approvalMode;
+    let ticker: NodeJS.Timeout | undefined;
+    try {
+      let gate: Awaited<ReturnType<Approvals['authorizeCall']>>;
+      if (!retry && mode === 'hold' && spec.approval.progress) {
+        // Hold with progress: open the request first so the agent's client is told at once what it
+        // waits for (and its request timeout is reset), then on every tick while it waits.
+        const send = spec.approval.progress;
+        const { request } = await approvals.request(input, spec.auth.meta);
+        extra.approval_request_id = request.id;
+        const note = `awaiting approval of "${request.binding_message}" (${request.id}) at ${request.url}`;
+        let n = 0;
+        const tick = () => void send(++n, note).catch(() => undefined);
+        tick();
+        ticker = setInterval(tick, this.settings.approvalProgressSeconds * 1000);
+        const view = await approvals.waitForDecision(request.id, this.settings.approvalWaitSeconds * 1000);
+        const call = {
+          agentId: input.agent_id,
+          userId: input.user_id,
+          tool: input.tool,
+          arguments: input.arguments,
+        };
+        gate =
+          view.status === 'pending'
+            ? { status: 'pending', request: view }
+            : { status: 'granted', request: await approvals.consume(request.id, call, spec.auth.meta) };
+      } else {
+        gate = await approvals.authorizeCall(input, {
+          mode,
+          waitMs: this.settings.approvalWaitSeconds * 1000,
+          retryRequestId: retry,
+          meta: spec.auth.meta,
+        });
+      }
+      extra.approval_request_id = gate.request.id;
+      extra.approval_status = gate.status === 'granted' ? 'consumed' : gate.request.status;
+      return gate;
+    } catch (e) {
+      if (e instanceof ApprovalRefusedError) {
+        extra.approval_request_id = e.requestId;
+        extra.approval_status = e.reason;
+        throw GatewayDenial.approvalRefused(e.message, e.code, decision);
+      }
+      if (e instanceof WardenError) {
+        if (retry) extra.approval_request_id = retry;
+        throw GatewayDenial.approvalRefused(`the approval could not be obtained: ${e.message}`, e.code, decision);
+      }
+      throw e;
+    } finally {
+      if (ticker) clearInterval(ticker);
+    }
+  }
+
   /** The template's ceiling: a tool outside `allowed_tools` is never callable. */
   #templateAllows(p: CallPrincipal, tool: string): boolean {
     return p.resolved.template.spec.allowed_tools.some((pattern) => matches(pattern, tool));
@@ -498,7 +619,22 @@ export class Gateway {
       decision = await this.#decide(spec);
       timings.policy = elapsed(t);
       if (decision.decision !== 'permit') throw GatewayDenial.denied(decision.reason, decision);
-      if (decision.approval_required) throw GatewayDenial.approvalRequired(decision);
+      let pending: ApprovalView | undefined;
+      if (decision.approval_required) {
+        const ta = performance.now();
+        try {
+          const gate = await this.#approve(spec, decision, extra);
+          if (gate.status === 'pending') pending = gate.request;
+        } finally {
+          timings.approval = elapsed(ta);
+        }
+      }
+      if (pending) {
+        // Not forwarded: the agent gets the request id and retries once a person approved.
+        outcome = 'denied';
+        errorCode = 'ERR_APPROVAL_PENDING';
+        result = pendingToolResult(pending) as T;
+      } else {
       let headers: Record<string, string> = {};
       if (spec.upstream.credential) {
         const tv = performance.now();
@@ -526,6 +662,7 @@ export class Gateway {
         throw GatewayDenial.upstream(e, spec.upstream);
       } finally {
         timings.upstream = elapsed(tu);
+      }
       }
     } catch (e) {
       failure = e instanceof GatewayDenial ? e : GatewayDenial.internal(e, this.#deps.logger);
@@ -656,6 +793,7 @@ export class Gateway {
     name: string,
     args: Record<string, unknown> | undefined,
     intent: AuditIntent | undefined,
+    context: ToolCallContext = {},
   ): Promise<CallToolResult> {
     const { upstream, tool } = await this.#resolveTool(name);
     const spec: CallSpec = {
@@ -669,6 +807,7 @@ export class Gateway {
       toolName: name,
       args: args ?? {},
       intent,
+      approval: context,
     };
     // The definition is checked before anything is decided: a changed tool is not callable.
     const current = (await this.#tools(upstream).catch(() => [] as Tool[])).find((t) => t.name === tool);

@@ -23,7 +23,15 @@ export {
   type PolicyDecider,
 } from './decider.ts';
 export { accessTokenHash, DPOP_ALGS, DpopVerifier, type ReplayCache, StoreReplayCache } from './dpop.ts';
-export { type Authenticated, Gateway, type GatewayDeps, type IncomingCall, parseIntent } from './gateway.ts';
+export {
+  type Authenticated,
+  approvalRequestIdOf,
+  Gateway,
+  type GatewayDeps,
+  type IncomingCall,
+  parseIntent,
+  type ToolCallContext,
+} from './gateway.ts';
 export { GatewayDenial, MCP_ERRORS } from './gateway-denial.ts';
 export { mountHttpProxy } from './http-proxy.ts';
 export { INTENT_HEADER, INTENT_META_KEY, mountMcpEndpoint } from './mcp-endpoint.ts';

@@ -12,7 +12,14 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditIntent } from '../audit/index.ts';
 import { WardenError } from '../core/index.ts';
-import { type Authenticated, type Gateway, type IncomingCall, parseIntent, unwrapUri } from './gateway.ts';
+import {
+  type Authenticated,
+  approvalRequestIdOf,
+  type Gateway,
+  type IncomingCall,
+  parseIntent,
+  unwrapUri,
+} from './gateway.ts';
 import { GatewayDenial, jsonRpcError, MCP_ERRORS } from './gateway-denial.ts';
 
 /** The `_meta` key (and HTTP header) an agent declares its intent with. */
@@ -71,10 +78,10 @@ function serverFor(gateway: Gateway, auth: Authenticated, headerIntent: AuditInt
     },
   );
   const guard =
-    <A, R>(fn: (req: A) => Promise<R>) =>
-    async (req: A): Promise<R> => {
+    <A, X, R>(fn: (req: A, extra: X) => Promise<R>) =>
+    async (req: A, extra: X): Promise<R> => {
       try {
-        return await fn(req);
+        return await fn(req, extra);
       } catch (e) {
         throw mcpErrorOf(e);
       }
@@ -85,9 +92,26 @@ function serverFor(gateway: Gateway, auth: Authenticated, headerIntent: AuditInt
   );
   server.setRequestHandler(
     CallToolRequestSchema,
-    guard(async (req) =>
-      gateway.callTool(auth, req.params.name, req.params.arguments, intentOf(req.params._meta, headerIntent)),
-    ),
+    guard(async (req, extra) => {
+      const progressToken = req.params._meta?.progressToken;
+      return gateway.callTool(
+        auth,
+        req.params.name,
+        req.params.arguments,
+        intentOf(req.params._meta, headerIntent),
+        {
+          approvalRequestId: approvalRequestIdOf(req.params._meta),
+          progress:
+            progressToken === undefined
+              ? undefined
+              : (progress, message) =>
+                  extra.sendNotification({
+                    method: 'notifications/progress',
+                    params: { progressToken, progress, message },
+                  }),
+        },
+      );
+    }),
   );
   server.setRequestHandler(
     ListResourcesRequestSchema,
@@ -115,6 +139,16 @@ function serverFor(gateway: Gateway, auth: Authenticated, headerIntent: AuditInt
     ),
   );
   return server;
+}
+
+/** True when a body holds a `tools/call` with `_meta.progressToken`. */
+function wantsProgress(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some((m) => {
+    if (!m || typeof m !== 'object') return false;
+    const { method, params } = m as { method?: unknown; params?: { _meta?: { progressToken?: unknown } } };
+    return method === 'tools/call' && params?._meta?.progressToken !== undefined;
+  });
 }
 
 /**
@@ -151,9 +185,11 @@ export function mountMcpEndpoint(app: FastifyInstance, gateway: Gateway): void {
     }
     const headerIntent = parseIntent(request.headers[INTENT_HEADER]);
     const server = serverFor(gateway, auth, headerIntent);
+    // A plain JSON answer cannot carry notifications: a tool call that asked for progress (and may
+    // be held for a person's approval) is answered as an SSE stream instead.
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
-      enableJsonResponse: true,
+      enableJsonResponse: !wantsProgress(request.body),
     });
     await server.connect(transport);
     reply.hijack();

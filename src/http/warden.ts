@@ -197,6 +197,18 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
     // may hand it their own verifier instead (and then no revocation record applies).
     const ownVerifier = options.gateway?.tokenVerifier === undefined;
     const revocations = ownVerifier ? new RevocationGate(tokens.issued, store, clock) : undefined;
+    // Approvals comes first: the gateway's approve step asks it about calls that need a person.
+    const approvals = new Approvals({
+      store,
+      auditor: ledger,
+      clock,
+      logger,
+      keyring,
+      identity,
+      metrics,
+      publicUrl,
+    });
+    approvals.start();
     const gateway = new Gateway({
       metrics,
       store,
@@ -212,19 +224,9 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       tokenStatus: revocations,
       decider: options.gateway?.decider ?? policy.engine,
       credentials: options.gateway?.credentials ?? vault,
+      approvals,
       options: options.gateway?.options,
     });
-    const approvals = new Approvals({
-      store,
-      auditor: ledger,
-      clock,
-      logger,
-      keyring,
-      identity,
-      metrics,
-      publicUrl,
-    });
-    approvals.start();
     return {
       config,
       publicUrl,

@@ -73,7 +73,7 @@ async function setupNode(
     issuer,
     decider,
     credentials,
-    options: { toolsTtlMs: 0, ...options },
+    options: { toolsTtlMs: 0, approvalMode: 'pending', ...options },
     cleanup: (fn) => own.push(fn),
   });
   const upstreamHeaders: IncomingHttpHeaders[] = [];
@@ -467,19 +467,18 @@ describe('MCP gateway decisions', () => {
     assert.equal(denied.details.timings_ms.vault, undefined, 'no credential was minted for it');
   });
 
-  it('refuses with a clear MCP error when policy requires an approval', async () => {
+  it('answers a call that policy puts under approval with the pending approval request, not the tool', async () => {
     const s = await setup('sqlite');
     s.decider.approval.add('tickets.refund');
     const client = await connectAgent(s.node.mcpUrl, s.key, await s.token(), keep);
-    await assert.rejects(
-      client.callTool({ name: 'tickets.refund', arguments: { payment_id: 'p1', amount: 10 } }),
-      (e: Error & { code?: number; data?: { code: string } }) => {
-        assert.equal(e.code, -32011);
-        assert.equal(e.data?.code, 'ERR_APPROVAL_REQUIRED');
-        assert.match(e.message, /approval required/);
-        return true;
-      },
-    );
+    const r = await client.callTool({ name: 'tickets.refund', arguments: { payment_id: 'p1', amount: 10 } });
+    assert.equal(r.isError, true);
+    const meta = (r._meta as Record<string, { request_id: string; status: string }>)['warden/approval'];
+    assert.equal(meta?.status, 'pending');
+    const view = await s.node.warden.approvals.get(meta.request_id);
+    assert.equal(view.tool, 'tickets.refund');
+    assert.deepEqual(view.policies, ['test:approval']);
+    assert.match((r.content as { text: string }[])[0]?.text ?? '', /Approval pending/);
   });
 
   it('requires a declared intent for the tools the template names', async () => {
