@@ -10,8 +10,8 @@ import { decodeJwt } from 'jose';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import {
   APPROVAL_META_KEY,
-  type ApprovalRequestInput,
   ApprovalRefusedError,
+  type ApprovalRequestInput,
   type Approvals,
   type ApprovalView,
   type Approvers,
@@ -547,7 +547,11 @@ export class Gateway {
       }
       if (e instanceof WardenError) {
         if (retry) extra.approval_request_id = retry;
-        throw GatewayDenial.approvalRefused(`the approval could not be obtained: ${e.message}`, e.code, decision);
+        throw GatewayDenial.approvalRefused(
+          `the approval could not be obtained: ${e.message}`,
+          e.code,
+          decision,
+        );
       }
       throw e;
     } finally {
@@ -635,34 +639,34 @@ export class Gateway {
         errorCode = 'ERR_APPROVAL_PENDING';
         result = pendingToolResult(pending) as T;
       } else {
-      let headers: Record<string, string> = {};
-      if (spec.upstream.credential) {
-        const tv = performance.now();
-        try {
-          const minted = await this.#credentials.getCredential({
-            connectionOrCredentialId: spec.upstream.credential,
-            agentId: p.resolved.agent.id,
-            templateId: p.resolved.agent.template_id,
-            userId: p.onBehalfOf,
-            requestId: spec.auth.meta.request_id,
-          });
-          headers = minted.headers;
-        } catch (e) {
-          throw GatewayDenial.credential(e);
-        } finally {
-          timings.vault = elapsed(tv);
+        let headers: Record<string, string> = {};
+        if (spec.upstream.credential) {
+          const tv = performance.now();
+          try {
+            const minted = await this.#credentials.getCredential({
+              connectionOrCredentialId: spec.upstream.credential,
+              agentId: p.resolved.agent.id,
+              templateId: p.resolved.agent.template_id,
+              userId: p.onBehalfOf,
+              requestId: spec.auth.meta.request_id,
+            });
+            headers = minted.headers;
+          } catch (e) {
+            throw GatewayDenial.credential(e);
+          } finally {
+            timings.vault = elapsed(tv);
+          }
         }
-      }
-      const tu = performance.now();
-      try {
-        result = await forward(headers);
-        outcome = outcomeOf(result);
-        if (outcome === 'failure') errorCode = 'ERR_UPSTREAM_TOOL_ERROR';
-      } catch (e) {
-        throw GatewayDenial.upstream(e, spec.upstream);
-      } finally {
-        timings.upstream = elapsed(tu);
-      }
+        const tu = performance.now();
+        try {
+          result = await forward(headers);
+          outcome = outcomeOf(result);
+          if (outcome === 'failure') errorCode = 'ERR_UPSTREAM_TOOL_ERROR';
+        } catch (e) {
+          throw GatewayDenial.upstream(e, spec.upstream);
+        } finally {
+          timings.upstream = elapsed(tu);
+        }
       }
     } catch (e) {
       failure = e instanceof GatewayDenial ? e : GatewayDenial.internal(e, this.#deps.logger);

@@ -1,5 +1,14 @@
 /** The steps of the one path whose time the gateway measures. */
-export const STEPS = ['auth', 'identify', 'policy', 'approval', 'vault', 'upstream', 'audit', 'total'] as const;
+export const STEPS = [
+  'auth',
+  'identify',
+  'policy',
+  'approval',
+  'vault',
+  'upstream',
+  'audit',
+  'total',
+] as const;
 export type Step = (typeof STEPS)[number];
 
 /** Milliseconds spent in each step of one call. */

@@ -87,7 +87,7 @@ describe('gateway with the Cedar policy engine', () => {
     const pending = (held._meta as Record<string, { request_id: string }>)['warden/approval'];
     const view = await node.warden.approvals.get(pending?.request_id as string);
     assert.equal(view.status, 'pending');
-    assert.deepEqual(view.approvers, { kind: 'owner', allow_owner: true }, 'from the rule\'s @approvers');
+    assert.deepEqual(view.approvers, { kind: 'owner', allow_owner: true }, "from the rule's @approvers");
     assert.ok(view.policies.some((id) => id.startsWith(`template:${agent.template_id}:`)));
     const events = await node.warden.store.db
       .selectFrom('audit_events')
