@@ -282,6 +282,26 @@ describe('gateway approvals, expiry', () => {
   });
 });
 
+describe('gateway approvals, hold mode without a decision', () => {
+  it('answers a held call as pending when nobody decides within the wait, and refuses it once denied', async () => {
+    const w = await world('sqlite', { approvalMode: 'hold', approvalWaitSeconds: 1 });
+    const call = { name: 'pay.send', arguments: { amount: 250, ref: 'INV-5' } };
+    const id = pendingIdOf(await w.client.callTool(call));
+    assert.equal((await w.node.warden.approvals.get(id)).status, 'pending');
+    const res = await fetch(`${w.node.url}/v1/approvals/${id}/deny`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${w.bobToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({}),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await assert.rejects(
+      w.client.callTool({ ...call, _meta: { 'warden/approval': { request_id: id } } }),
+      refusedWith('ERR_APPROVAL_DENIED'),
+    );
+    assert.deepEqual(w.sent, []);
+  });
+});
+
 describe('gateway approvals, hold mode with the approval page in headless Chromium', () => {
   let browser: Browser;
   before(async () => {
