@@ -52,6 +52,16 @@ export const configSchema = z
       })
       .strict()
       .default({ failMode: 'closed', checkpointIntervalSeconds: 60 }),
+    /** The gateway's approve step (src/gateway/README.md): how a call that needs approval waits. */
+    gateway: z
+      .object({
+        /** `hold` (default): the call stays open until decided; `pending`: answered at once, retried. */
+        approvalMode: z.enum(['hold', 'pending']).default('hold'),
+        /** Longest a held call waits for a decision before it is answered as pending. */
+        approvalWaitSeconds: z.coerce.number().int().min(0).max(3600).default(30),
+      })
+      .strict()
+      .default({ approvalMode: 'hold', approvalWaitSeconds: 30 }),
     /** Streaming the ledger to SIEMs (src/export). Each sink is validated by the exporter at start. */
     export: z
       .object({
@@ -120,6 +130,8 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_AUDIT_CHECKPOINT_INTERVAL: 'audit.checkpointIntervalSeconds',
   WARDEN_AUDIT_RETENTION_DAYS: 'audit.retentionDays',
   WARDEN_EXPORT_POLL_INTERVAL: 'export.pollIntervalMs',
+  WARDEN_GATEWAY_APPROVAL_MODE: 'gateway.approvalMode',
+  WARDEN_GATEWAY_APPROVAL_WAIT_SECONDS: 'gateway.approvalWaitSeconds',
   WARDEN_TOKENS_RESOURCES: 'tokens.resources',
   WARDEN_TOKENS_SIGNING_ALG: 'tokens.signingAlg',
   WARDEN_TOKENS_KEY_ROTATION_SECONDS: 'tokens.keyRotationSeconds',

@@ -225,7 +225,8 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       decider: options.gateway?.decider ?? policy.engine,
       credentials: options.gateway?.credentials ?? vault,
       approvals,
-      options: options.gateway?.options,
+      // The configured approval behaviour, unless the caller's gateway options say otherwise.
+      options: { ...config.gateway, ...options.gateway?.options },
     });
     return {
       config,

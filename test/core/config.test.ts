@@ -33,6 +33,19 @@ describe('configuration', () => {
     );
   });
 
+  it('reads how the gateway waits for approvals, and refuses an unknown mode', () => {
+    assert.deepEqual(loadConfig({}).gateway, { approvalMode: 'hold', approvalWaitSeconds: 30 });
+    const c = loadConfig({
+      WARDEN_GATEWAY_APPROVAL_MODE: 'pending',
+      WARDEN_GATEWAY_APPROVAL_WAIT_SECONDS: '5',
+    });
+    assert.deepEqual(c.gateway, { approvalMode: 'pending', approvalWaitSeconds: 5 });
+    assert.throws(
+      () => loadConfig({ WARDEN_GATEWAY_APPROVAL_MODE: 'later' }),
+      /gateway\.approvalMode \(WARDEN_GATEWAY_APPROVAL_MODE\)/,
+    );
+  });
+
   it('refuses unknown keys in the file', () => {
     const file = join(tempDir(), 'warden.json');
     writeFileSync(file, JSON.stringify({ prot: 1 }));
