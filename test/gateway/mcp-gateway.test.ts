@@ -479,6 +479,16 @@ describe('MCP gateway decisions', () => {
     assert.equal(view.tool, 'tickets.refund');
     assert.deepEqual(view.policies, ['test:approval']);
     assert.match((r.content as { text: string }[])[0]?.text ?? '', /Approval pending/);
+    // A resource read cannot carry an approval request id: it still fails closed.
+    s.decider.approval.add('tickets:tickets://queue');
+    await assert.rejects(
+      client.readResource({ uri: `warden://tickets/${encodeURIComponent('tickets://queue')}` }),
+      (e: Error & { code?: number; data?: { code: string } }) => {
+        assert.equal(e.code, -32011);
+        assert.equal(e.data?.code, 'ERR_APPROVAL_REQUIRED');
+        return true;
+      },
+    );
   });
 
   it('requires a declared intent for the tools the template names', async () => {
