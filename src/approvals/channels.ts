@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import nodemailer from 'nodemailer';
 import type { Auditor } from '../audit/index.ts';
 import {
   type Clock,
@@ -335,6 +334,8 @@ export class NotificationChannels {
         const host = config.host as string;
         const loopback = ['127.0.0.1', 'localhost', '::1'].includes(host);
         const password = this.#secret(row);
+        // Loaded on first use, so a node without email channels never pays for it.
+        const { default: nodemailer } = await import('nodemailer');
         const transport = nodemailer.createTransport({
           host,
           port: config.port as number,

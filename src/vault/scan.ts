@@ -1,6 +1,6 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
-import { createEngine } from '@secretlint/node';
+import type { createEngine } from '@secretlint/node';
 import { InvalidRequestError } from '../core/index.ts';
 
 /** One hard-coded credential found by {@link scanForSecrets}. Never carries the secret itself. */
@@ -41,13 +41,16 @@ type Engine = Awaited<ReturnType<typeof createEngine>>;
 let enginePromise: Promise<Engine> | undefined;
 
 function engine(): Promise<Engine> {
-  enginePromise ??= createEngine({
-    color: false,
-    formatter: 'json',
-    // secretlint masks the matched values in its messages; the scan must never print a secret.
-    maskSecrets: true,
-    configFileJSON: { rules: [{ id: '@secretlint/secretlint-rule-preset-recommend' }] },
-  });
+  // Loaded on first use: the engine and its rules take about half a second to import.
+  enginePromise ??= import('@secretlint/node').then(({ createEngine }) =>
+    createEngine({
+      color: false,
+      formatter: 'json',
+      // secretlint masks the matched values in its messages; the scan must never print a secret.
+      maskSecrets: true,
+      configFileJSON: { rules: [{ id: '@secretlint/secretlint-rule-preset-recommend' }] },
+    }),
+  );
   return enginePromise;
 }
 

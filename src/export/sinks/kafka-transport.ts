@@ -1,4 +1,4 @@
-import { Kafka, type Kafka as KafkaClient, logLevel, type Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import type { KafkaSinkDefinition } from '../sink-definition.ts';
 import type { OutboundEvent, SinkTransport } from './transport.ts';
 
@@ -12,23 +12,25 @@ export class KafkaTransport implements SinkTransport {
   readonly confirmDelayMs = 0;
   readonly generation = 0;
   readonly #def: KafkaSinkDefinition;
-  readonly #kafka: KafkaClient;
   #producer: Producer | undefined;
 
   constructor(def: KafkaSinkDefinition) {
     this.#def = def;
-    this.#kafka = new Kafka({
+  }
+
+  async #connected(): Promise<Producer> {
+    if (this.#producer) return this.#producer;
+    // kafkajs is loaded on first use, so nodes without a Kafka sink never pay for it.
+    const { Kafka, logLevel } = await import('kafkajs');
+    const def = this.#def;
+    const kafka = new Kafka({
       clientId: def.clientId,
       brokers: def.brokers,
       ssl: def.ssl ? (def.ca ? { ca: [def.ca] } : true) : false,
       logLevel: logLevel.NOTHING,
       retry: { retries: 3 },
     });
-  }
-
-  async #connected(): Promise<Producer> {
-    if (this.#producer) return this.#producer;
-    const producer = this.#kafka.producer({
+    const producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
