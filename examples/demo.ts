@@ -262,11 +262,9 @@ try {
   }
 } finally {
   await upstream.close();
-  await siem.close();
   await app.close();
+  // The exporter's connection to the receiver ends with the node; only then can the receiver close.
   await warden.close();
+  await siem.close();
   rmSync(dataDir, { recursive: true, force: true });
 }
-setTimeout(() => {
-  console.log((process as any)._getActiveHandles().map((h: any) => h.constructor.name + ' ' + (h.remotePort ?? h.localPort ?? h._idleTimeout ?? '')));
-}, 1000).unref();
