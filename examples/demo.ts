@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import { chainHash, eventBody, GENESIS_HASH, listPartitions, readEvents } from '../src/audit/index.ts';
+import { storedLedgerPublicKey, verifyLedger } from '../src/audit/index.ts';
 import { createLogger, loadConfig } from '../src/core/index.ts';
 import { bootstrapAdmin, buildServer, createWarden } from '../src/http/index.ts';
 import { connectThroughGateway } from './agent.ts';
@@ -18,6 +18,35 @@ const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 let step = 0;
 const say = (title: string) => process.stdout.write(`\n${bold(`${++step}. ${title}`)}\n`);
 const note = (text: string) => process.stdout.write(`   ${text}\n`);
+
+/**
+ * A minimal SIEM stand-in: a TCP syslog receiver that splits RFC 6587 octet-counted frames and
+ * keeps each RFC 5424 message. (The tests use a real rsyslog; the demo needs no system daemon.)
+ */
+async function startSyslogReceiver(): Promise<{ port: number; messages: string[]; close(): Promise<void> }> {
+  const messages: string[] = [];
+  const server = createServer((socket) => {
+    let buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        const space = buffer.indexOf(0x20);
+        if (space < 0) break;
+        const length = Number(buffer.subarray(0, space).toString('ascii'));
+        if (buffer.length < space + 1 + length) break;
+        messages.push(buffer.subarray(space + 1, space + 1 + length).toString('utf8'));
+        buffer = buffer.subarray(space + 1 + length);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    messages,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
 
 async function freePort(): Promise<number> {
   const s = createServer().listen(0, '127.0.0.1');
@@ -43,6 +72,7 @@ const creds = await bootstrapAdmin(warden);
 const app = await buildServer(warden);
 await app.listen({ host: '127.0.0.1', port });
 const upstream = await startTicketsServer();
+const siem = await startSyslogReceiver();
 const admin = async (method: string, path: string, body?: unknown) => {
   const res = await fetch(`${url}${path}`, {
     method,
@@ -61,6 +91,19 @@ const actor = { type: 'user' as const, id: 'demo-admin', name: 'admin' };
 try {
   process.stdout.write(
     `Warden is running at ${url} (SQLite in ${dataDir}); an MCP server at ${upstream.url}\n`,
+  );
+
+  say('The security team streams the ledger to its SIEM (syslog over TCP, OCSF)');
+  await admin('POST', '/v1/export/sinks', {
+    name: 'siem',
+    type: 'syslog',
+    transport: 'tcp',
+    host: '127.0.0.1',
+    port: siem.port,
+    format: 'ocsf',
+  });
+  note(
+    `sink "siem" → 127.0.0.1:${siem.port}; every agent registered from now on is covered with no work by its developer`,
   );
 
   say('An admin registers a provider, a template and an agent');
@@ -185,24 +228,13 @@ try {
   }
   await client.close();
 
-  say('The audit chain verifies');
-  let events = 0;
-  for (const { partition } of await listPartitions(warden.store.db)) {
-    let prev = GENESIS_HASH;
-    let after = 0;
-    for (;;) {
-      const batch = await readEvents(warden.store.db, partition, after, 500);
-      for (const e of batch) {
-        if (e.prev_hash !== prev || chainHash(prev, eventBody(e)) !== e.hash)
-          throw new Error(`chain broken at ${partition}/${e.seq}`);
-        prev = e.hash;
-        after = e.seq;
-        events++;
-      }
-      if (batch.length < 500) break;
-    }
-  }
-  note(`${events} events, every hash links to its predecessor`);
+  say('The audit chain verifies, offline, with only the ledger public key');
+  await warden.auditor.checkpoint();
+  const report = await verifyLedger(warden.store.db, await storedLedgerPublicKey(warden.store.db));
+  if (!report.ok) throw new Error(`ledger verification failed: ${JSON.stringify(report.first_problem)}`);
+  note(
+    `${report.events} events in ${report.partitions.length} partition(s), ${report.checkpoints} signed checkpoint(s): chain, Merkle roots and signatures check out`,
+  );
   const calls = await warden.store.db
     .selectFrom('audit_events')
     .select('body')
@@ -216,10 +248,23 @@ try {
         `${e.intent?.text ? ` intent="${e.intent.text}"` : ''} policies=${(e.decision?.policies ?? []).join(',') || '-'}`,
     );
   }
-  note('SIEM export (OCSF lines to a syslog receiver) is not part of this build yet');
+
+  say('The same events arrive at the SIEM as OCSF over syslog');
+  const wanted = report.events;
+  const deadline = Date.now() + 5000;
+  while (siem.messages.length < wanted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  note(`${siem.messages.length} syslog messages received (RFC 5424, octet-counted)`);
+  for (const message of siem.messages.filter((m) => m.includes('tool.call')).slice(0, 3)) {
+    const json = JSON.parse(message.slice(message.indexOf('{"')));
+    note(
+      `class ${json.class_uid} (${json.class_name}) type_uid ${json.type_uid} api.operation=${json.api?.operation} status=${json.status}`,
+    );
+  }
 } finally {
   await upstream.close();
   await app.close();
+  // The exporter's connection to the receiver ends with the node; only then can the receiver close.
   await warden.close();
+  await siem.close();
   rmSync(dataDir, { recursive: true, force: true });
 }
