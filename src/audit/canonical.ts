@@ -45,7 +45,8 @@ function sortedCopy(value: unknown): unknown {
   }
   const record = value as Record<string, unknown>;
   const keys = Object.keys(record).sort();
-  const out: Record<string, unknown> = {};
+  // No prototype: a key named "__proto__" must become an own member, not a prototype change.
+  const out = Object.create(null) as Record<string, unknown>;
   for (const k of keys) {
     const v = record[k];
     if (v === undefined) continue;

@@ -14,6 +14,12 @@ function reference(value: unknown): string {
 }
 
 describe('canonical JSON', () => {
+  it('keeps a member named __proto__, so two values differing only there never hash alike', () => {
+    const withProto = JSON.parse('{"__proto__":{"amount":1},"a":1}');
+    assert.equal(canonicalJson(withProto), '{"__proto__":{"amount":1},"a":1}');
+    assert.notEqual(canonicalJson(withProto), canonicalJson({ a: 1 }));
+  });
+
   it('matches the reference encoding and ignores key order, for any JSON value', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
