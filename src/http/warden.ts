@@ -127,6 +127,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
   const { keyring, source } = loadKeyring(config);
   const store = await Store.open({ url: config.databaseUrl, dataDir: config.dataDir });
   let auditor: Auditor | undefined;
+  let exporter: Exporter | undefined;
   try {
     if (options.migrate !== false) await store.migrate(allMigrations);
     await checkMasterKey(store, keyring);
@@ -139,6 +140,8 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       keyring,
       checkpointIntervalSeconds: config.audit.checkpointIntervalSeconds,
       retentionDays: config.audit.retentionDays,
+      // Until the exporter exists nothing may be removed; then only what every sink has confirmed.
+      retentionHold: (partition: string) => exporter?.confirmedThrough(partition) ?? Promise.resolve(0),
     };
     try {
       auditor = await Auditor.open({ ...auditOptions, partition: nodeId });
@@ -188,11 +191,12 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
           'vault: a connected account must be reconnected by its user',
         ),
     });
-    const exporter = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
-    await exporter.start();
+    const sinks = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
+    exporter = sinks;
+    await sinks.start();
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
-    registerExportMetrics(metrics, exporter);
+    registerExportMetrics(metrics, sinks);
     // The gateway trusts the token service's published keys and its record of revocations; tests
     // may hand it their own verifier instead (and then no revocation record applies).
     const ownVerifier = options.gateway?.tokenVerifier === undefined;
@@ -242,14 +246,14 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       tokens,
       policy,
       vault,
-      exporter,
+      exporter: sinks,
       gateway,
       approvals,
       metrics,
       async close() {
         await gateway.close();
         revocations?.close();
-        await exporter.stop();
+        await sinks.stop();
         vault.close();
         await approvals.close();
         await tokens.close();
