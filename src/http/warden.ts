@@ -184,12 +184,21 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       clock,
       logger,
       settings: { nodeId },
-      // No notification channel exists yet: the broken account is in the ledger and the log.
-      onAccountBroken: (n) =>
-        logger.warn(
-          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
-          'vault: a connected account must be reconnected by its user',
-        ),
+      // The user hears of it through the notification channels (the ledger has it already).
+      onAccountBroken: async (n) => {
+        await approvals.channels.notifyUser({
+          type: 'vault.account_broken',
+          user_id: n.userId,
+          title: `Reconnect your ${n.connectionName} account`,
+          text: [
+            `Warden can no longer use your ${n.connectionName} account for your agents (${n.reason}).`,
+            'Agents that act for you there will be refused until you connect it again:',
+            `  warden connections connect ${n.connectionName}`,
+            `or POST ${publicUrl}/v1/vault/connect/${encodeURIComponent(n.connectionName)}/start`,
+          ].join('\n'),
+          details: { account_id: n.accountId, connection: n.connectionName, reason: n.reason },
+        });
+      },
     });
     const sinks = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
     exporter = sinks;
