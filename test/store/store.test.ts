@@ -94,4 +94,39 @@ describe('store on postgres, connection loss', () => {
       await store.close();
     }
   });
+
+  it('keeps the change feed after its LISTEN connection is killed, and closes cleanly while it reconnects', async () => {
+    const { url, dataDir } = await freshDatabase('postgres');
+    const store = await Store.open({ url, dataDir });
+    await store.migrate(storeMigrations);
+    const uncaught: Error[] = [];
+    const onUncaught = (e: Error) => uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    try {
+      const database = new URL(url as string).pathname.slice(1);
+      const seen: unknown[] = [];
+      store.changes.subscribe('test.channel', (c) => seen.push(c.payload));
+      await admin.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+        [database],
+      );
+      await sleep(200);
+      await store.changes.publish('test.channel', { n: 1 });
+      for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(50);
+      assert.deepEqual(seen, [{ n: 1 }]);
+      // Kill it again and close at once, while the feed is between connections.
+      await admin.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+        [database],
+      );
+      await store.close();
+      await sleep(1500);
+      assert.deepEqual(uncaught, []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await admin.end();
+    }
+  });
 });
