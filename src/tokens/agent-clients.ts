@@ -46,11 +46,12 @@ export async function agentClientMetadata(
   }
   if (!resolved.usable) {
     if (state) {
+      // The provider first: distrusting it is what suspended its agents.
       state.refusal =
-        agent.status !== 'active'
-          ? `agent_${agent.status}`
-          : provider.status !== 'trusted'
-            ? 'provider_distrusted'
+        provider.status !== 'trusted'
+          ? 'provider_distrusted'
+          : agent.status !== 'active'
+            ? `agent_${agent.status}`
             : 'agent_unusable';
     }
     return undefined;

@@ -245,6 +245,6 @@ export class ClientAttestation {
 }
 
 function unusableReason(resolved: ResolvedAgent): string {
-  if (resolved.agent.status !== 'active') return `agent_${resolved.agent.status}`;
-  return resolved.provider.status !== 'trusted' ? 'provider_distrusted' : 'agent_unusable';
+  if (resolved.provider.status !== 'trusted') return 'provider_distrusted';
+  return resolved.agent.status !== 'active' ? `agent_${resolved.agent.status}` : 'agent_unusable';
 }

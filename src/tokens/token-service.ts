@@ -686,7 +686,7 @@ function tooLarge(req: IncomingMessage): boolean {
 function clientIdOf(ctx: KoaContextWithOIDC): string | undefined {
   const params = ctx.oidc?.params as Record<string, unknown> | undefined;
   if (typeof params?.client_id === 'string') return params.client_id.slice(0, 100);
-  const assertion = params?.client_assertion;
+  const assertion = params?.client_assertion ?? (ctx.get('oauth-client-attestation') || undefined);
   if (typeof assertion !== 'string' || assertion.length > ASSERTION_MAX_CHARS) return undefined;
   try {
     const sub = decodeJwt(assertion).sub;
