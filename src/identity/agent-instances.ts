@@ -1,25 +1,27 @@
 import type { Kysely } from 'kysely';
+import { z } from 'zod';
 import type { AttestedClaims } from './attestation.ts';
 import type { IdentityDeps } from './context.ts';
 import { isoRequired } from './context.ts';
 
 /** What an agent instance last proved about itself: one row per (agent, instance key). */
-export interface AttestedInstance {
-  agent_id: string;
+export const attestedInstanceSchema = z.object({
+  agent_id: z.string(),
   /** RFC 7638 thumbprint of the instance key (the attestation's `cnf.jwk`). */
-  instance_id: string;
-  provider_id: string;
+  instance_id: z.string(),
+  provider_id: z.string(),
   /** The provider key that signed the attestation (its `kid`; never key material). */
-  provider_kid: string;
-  software_version: string | null;
-  image_digest: string | null;
-  model: string | null;
+  provider_kid: z.string(),
+  software_version: z.string().nullable(),
+  image_digest: z.string().nullable(),
+  model: z.string().nullable(),
   /** base64url(SHA-256(canonical JSON of the attested claims)). */
-  digest: string;
-  attestation_expires_at: string;
-  first_attested_at: string;
-  last_attested_at: string;
-}
+  digest: z.string(),
+  attestation_expires_at: z.string(),
+  first_attested_at: z.string(),
+  last_attested_at: z.string(),
+});
+export type AttestedInstance = z.infer<typeof attestedInstanceSchema>;
 
 /** Input for {@link AgentInstances.record}. */
 export interface InstanceAttestation {

@@ -1,4 +1,9 @@
-export { AgentInstances, type AttestedInstance, type InstanceAttestation } from './agent-instances.ts';
+export {
+  AgentInstances,
+  type AttestedInstance,
+  attestedInstanceSchema,
+  type InstanceAttestation,
+} from './agent-instances.ts';
 export { AgentRegistry, type ResolvedAgent } from './agents.ts';
 export {
   type AttestedClaims,

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, type JWK, SignJWT } from 'jose';
 import type * as oauth from 'oauth4webapi';
 import { canonicalJson, readEvents } from '../../src/audit/index.ts';
-import type { Backend } from '../support/databases.ts';
+import { type Backend, tempDir } from '../support/databases.ts';
+import { runWarden } from '../support/process.ts';
 import type { TestServer } from '../support/server.ts';
 import {
   clientAssertion,
@@ -291,6 +293,21 @@ describe('attestation-based client authentication', async () => {
     const rows = await server.warden.identity.agents.instances.list(agent.id);
     assert.equal(rows.length, 2);
     assert.equal(rows[0]?.instance_id, await calculateJwkThumbprint(second.jwk));
+  });
+
+  it('lists the agent’s attested instances over the admin API and the CLI', async () => {
+    const api = await server.call('GET', `/v1/agents/${agent.name}/instances`);
+    assert.equal(api.status, 200, JSON.stringify(api.body));
+    assert.ok(api.body.items.length >= 1);
+    assert.equal(api.body.items[0].image_digest, GOOD_IMAGE);
+    const cli = await runWarden(['agents', 'instances', agent.name, '--json'], {
+      WARDEN_URL: server.url,
+      WARDEN_TOKEN: server.adminToken,
+      WARDEN_CLI_CONFIG_DIR: join(tempDir(), 'cli'),
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.deepEqual(JSON.parse(cli.stdout), api.body);
+    assert.equal((await server.call('GET', '/v1/agents/no-such-agent/instances')).status, 404);
   });
 
   it('answers a PoP without a server challenge with use_attestation_challenge, not as a refusal', async () => {
