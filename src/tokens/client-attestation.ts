@@ -139,6 +139,17 @@ export class ClientAttestation {
     } as AttestFeature;
   }
 
+  /**
+   * A token lifetime (seconds) that does not outlive the attestation it is issued on: a token whose
+   * attestation expires sooner lives only as long.
+   */
+  lifetime(seconds: number): number {
+    const a = requestState()?.attested;
+    if (!a) return seconds;
+    const left = Math.floor((a.expiresAt - this.#opts.clock.now()) / 1000);
+    return Math.max(1, Math.min(seconds, left));
+  }
+
   /** The access token claim for the current request's verified attestation, if any. */
   tokenClaims(): Record<string, unknown> {
     const a = requestState()?.attested;

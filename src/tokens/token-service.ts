@@ -293,7 +293,7 @@ export class TokenService {
             return {
               audience: resource,
               scope: template.allowedScopes.join(' '),
-              accessTokenTTL: template.lifetime,
+              accessTokenTTL: this.attestation.lifetime(template.lifetime),
               accessTokenFormat: 'jwt',
               jwt: { sign: { alg: signer.alg, kid: signer.kid } },
             };
@@ -321,7 +321,7 @@ export class TokenService {
       },
       ttl: {
         ClientCredentials: (_ctx, _token, client) =>
-          requestTemplate(client as unknown as Record<string, unknown>).lifetime,
+          this.attestation.lifetime(requestTemplate(client as unknown as Record<string, unknown>).lifetime),
       },
       renderError: async (ctx, out) => {
         ctx.type = 'application/json';

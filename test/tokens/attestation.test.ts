@@ -287,6 +287,43 @@ describe('attestation-based client authentication', async () => {
     assert.equal((issued?.details?.attestation as { method?: string } | undefined)?.method, 'dpop_combined');
   });
 
+  it('issues no token that outlives its attestation', async () => {
+    const res = await attested({ attestation: { claims: { exp: now() + 90 } } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const claims = decodeJwt(res.body.access_token) as { exp: number; iat: number };
+    assert.ok(claims.exp <= now() + 91, `token exp ${claims.exp} after the attestation's`);
+    assert.ok(res.body.expires_in <= 90 && res.body.expires_in > 60, String(res.body.expires_in));
+  });
+
+  it('authenticates the agent by attestation at the revocation endpoint too', async () => {
+    const issued = await attested();
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const { challenge } = await challengeFrom(server);
+    const res = await postForm(
+      `${server.url}/token/revocation`,
+      { token: issued.body.access_token },
+      {
+        'oauth-client-attestation': await attestationFor(acme, agent.id, instance),
+        'oauth-client-attestation-pop': await popFor(server, agent.id, instance, challenge),
+      },
+    );
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const intro = await postForm(`${server.url}/token/introspection`, {
+      token: issued.body.access_token,
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: await clientAssertion(observer, server.url),
+    });
+    assert.deepEqual(intro.body, { active: false });
+    // Without an attestation the agent cannot use the endpoint at all.
+    const bare = await postForm(`${server.url}/token/revocation`, {
+      token: issued.body.access_token,
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: await clientAssertion(agent, server.url),
+    });
+    assert.equal(bare.status, 401);
+    assert.equal(bare.body.error, 'invalid_client');
+  });
+
   it('keeps one row per instance with its latest claims', async () => {
     const second = await newInstance();
     assert.equal((await attested({ inst: second })).status, 200);
