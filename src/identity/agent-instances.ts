@@ -80,6 +80,19 @@ export class AgentInstances {
       .execute();
   }
 
+  /**
+   * Forgets instances not attested for `maxAgeMs` (default 30 days): instance keys are often per
+   * container, so rows would otherwise accumulate. The ledger keeps every attestation regardless.
+   * @returns how many rows were deleted.
+   */
+  async purge(maxAgeMs = 30 * 86_400_000): Promise<number> {
+    const result = await this.#deps.store.db
+      .deleteFrom('agent_instances')
+      .where('last_attested_at', '<', this.#deps.clock.now() - maxAgeMs)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** An agent's attested instances, most recently attested first (at most `limit`). */
   async list(agentId: string, limit = 100): Promise<AttestedInstance[]> {
     const rows = (await this.#deps.store.db

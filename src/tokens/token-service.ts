@@ -144,7 +144,9 @@ export class TokenService {
       service.#timers.push(t);
     };
     every(60_000, () => service.rotateKeysIfDue());
-    every(60_000, () => Promise.all([service.replay.purge(), service.issued.purge()]));
+    every(60_000, () =>
+      Promise.all([service.replay.purge(), service.issued.purge(), opts.agents.instances.purge()]),
+    );
     return service;
   }
 

@@ -599,5 +599,12 @@ for (const backend of ['postgres'] as Backend[]) {
       assert.equal(rows.length, 1);
       assert.equal(rows[0]?.software_version, '1.0.1');
     });
+
+    it('forgets instances not attested for a long time', async () => {
+      const instances = server.warden.identity.agents.instances;
+      assert.equal(await instances.purge(3_600_000), 0, 'attested a moment ago: kept');
+      assert.equal(await instances.purge(-1000), 1, 'as if the maximum age had passed');
+      assert.deepEqual(await instances.list(agent.id), []);
+    });
   });
 }
