@@ -7,11 +7,12 @@ import type * as oauth from 'oauth4webapi';
 import { canonicalJson, readEvents } from '../../src/audit/index.ts';
 import { type Backend, tempDir } from '../support/databases.ts';
 import { runWarden } from '../support/process.ts';
-import type { TestServer } from '../support/server.ts';
+import { startTestServer, type TestServer } from '../support/server.ts';
 import {
   clientAssertion,
   dpopKeys,
   dpopProof,
+  freePort,
   GATEWAY,
   postForm,
   registerAgent,
@@ -598,6 +599,40 @@ for (const backend of ['postgres'] as Backend[]) {
       const rows = await server.warden.identity.agents.instances.list(agent.id);
       assert.equal(rows.length, 1);
       assert.equal(rows[0]?.software_version, '1.0.1');
+    });
+
+    it('shares challenges and single-use PoPs across two nodes on one database', async () => {
+      const nodeB = await startTestServer(backend, {
+        databaseUrl: server.warden.config.databaseUrl ?? `sqlite:${server.dataDir}/warden.db`,
+        dataDir: server.dataDir,
+        env: {
+          WARDEN_NODE_ID: 'node-b',
+          WARDEN_PORT: String(await freePort()),
+          WARDEN_PUBLIC_URL: server.url,
+          WARDEN_TOKENS_RESOURCES: GATEWAY,
+        },
+      });
+      // The challenge comes from node A; the PoP is spent on node A, then replayed on node B.
+      const { challenge } = await challengeFrom(server);
+      const headers = {
+        'oauth-client-attestation': await attestationFor(acme, agent.id, instance),
+        'oauth-client-attestation-pop': await popFor(server, agent.id, instance, challenge),
+      };
+      const form = { grant_type: 'client_credentials' };
+      const onA = await postForm(`${server.url}/token`, form, headers);
+      assert.equal(onA.status, 200, JSON.stringify(onA.body));
+      const onB = await postForm(`${nodeB.url}/token`, form, headers);
+      assert.equal(onB.status, 401);
+      assert.equal(onB.body.error, 'invalid_client');
+      const events = await readEvents(nodeB.warden.store.db, nodeB.warden.nodeId, 0, 1000);
+      const refusal = events.filter((e) => e.type === 'token.refused').at(-1);
+      assert.equal(refusal?.details?.reason, 'attestation_pop_replayed');
+      // A fresh PoP with node A's challenge works on node B: the refusal was the replay.
+      const fresh = await postForm(`${nodeB.url}/token`, form, {
+        ...headers,
+        'oauth-client-attestation-pop': await popFor(server, agent.id, instance, challenge),
+      });
+      assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
     });
 
     it('forgets instances not attested for a long time', async () => {
