@@ -22,6 +22,8 @@ export interface AccessTokenClaims extends JWTPayload {
   scope?: string;
   cnf?: { jkt?: string };
   act?: { sub: string; act?: unknown };
+  /** Set by Warden on tokens issued on a verified provider attestation (src/tokens). */
+  agent_attestation?: { digest?: unknown; iss?: unknown };
 }
 
 /** Why a token was refused: a stable code and a message safe to show (never the token). */

@@ -23,6 +23,7 @@ import type { Caller, Identity } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { TokenRefusal, type TokenVerifier } from './access-token.ts';
 import { AgentGate, type CallPrincipal } from './agent-gate.ts';
+import { attestationContext } from './attestation-context.ts';
 import { type ChallengeContext, insufficientScope, refused } from './auth-errors.ts';
 import { type CredentialInjector, GATEWAY_REQUESTER, noVault } from './credentials.ts';
 import {
@@ -456,6 +457,7 @@ export class Gateway {
         scopes: p.scopes,
         ...(spec.auth.meta.source_ip ? { source_ip: spec.auth.meta.source_ip } : {}),
         ...(spec.http ? { http: spec.http } : {}),
+        ...attestationContext(p.claims, p.resolved.provider.id),
       },
     };
     try {

@@ -1,10 +1,36 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { KeyObject } from 'node:crypto';
+import type { AttestedClaims, ResolvedAgent } from '../identity/index.ts';
+
+/** How a request presents a client attestation: with its own PoP header, or with DPoP as the PoP. */
+export type PresentedAttestation = 'attestation_pop_jwt' | 'dpop_combined';
+
+/** A client attestation that passed the library's and Warden's checks (never key material). */
+export interface VerifiedAttestation {
+  method: PresentedAttestation;
+  providerId: string;
+  /** The provider key that signed it. */
+  kid: string;
+  /** RFC 7638 thumbprint of the attested instance key (`cnf.jwk`). */
+  instanceId: string;
+  claims: AttestedClaims;
+  digest: string;
+  /** The attestation's `exp`, epoch milliseconds. */
+  expiresAt: number;
+}
 
 /** What Warden learns about one request to the authorization server while oidc-provider runs it. */
 export interface RequestState {
   /** Why the client was refused before the library could say (e.g. `agent_suspended`). */
   refusal?: string;
   agentName?: string;
+  /** Set when the request carries an `OAuth-Client-Attestation` header. */
+  attestation?: PresentedAttestation;
+  /** The agent behind the client, as resolved for this request (reused by attestation checks). */
+  resolved?: ResolvedAgent;
+  /** The provider key the attestation named (to tell a bad attestation from a bad PoP). */
+  attestationKey?: KeyObject;
+  attested?: VerifiedAttestation;
 }
 
 const storage = new AsyncLocalStorage<RequestState>();

@@ -14,6 +14,7 @@ import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../co
 import type { AgentRegistry } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
+import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
 import { IssuedTokens } from './issued-tokens.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { ReplayCache } from './replay-cache.ts';
@@ -80,11 +81,13 @@ export class TokenService {
   readonly issued: IssuedTokens;
   readonly replay: ReplayCache;
   readonly keys: SigningKeyStore;
+  readonly attestation: ClientAttestation;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
   readonly #touched = new Map<string, number>();
   readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
   #nonceSecret: Buffer = Buffer.alloc(0);
+  #challengeSecret: Buffer = Buffer.alloc(0);
   #lib!: OidcProviderModule;
   #provider!: Provider;
   #callback!: (req: IncomingMessage, res: ServerResponse) => void;
@@ -102,6 +105,11 @@ export class TokenService {
     this.replay = new ReplayCache(opts.store, opts.clock);
     this.keys = new SigningKeyStore(opts.store, opts.keyring, opts.clock);
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
+    this.attestation = new ClientAttestation({
+      agents: opts.agents,
+      clock: opts.clock,
+      authenticated: (ctx, clientId) => this.#rateLimit(ctx, clientId),
+    });
   }
 
   /** Loads (or creates) keys and secrets, builds the provider, and starts the housekeeping loops. */
@@ -109,6 +117,12 @@ export class TokenService {
     const service = new TokenService(opts);
     service.#lib = await loadOidcProvider();
     service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
+    service.#challengeSecret = await sharedSecret(
+      opts.store,
+      opts.keyring,
+      opts.clock,
+      'attestation_challenge',
+    );
     await service.#reload();
     service.#unsubscribe = opts.store.changes.subscribe('tokens.keys', () => {
       service
@@ -130,7 +144,9 @@ export class TokenService {
       service.#timers.push(t);
     };
     every(60_000, () => service.rotateKeysIfDue());
-    every(60_000, () => Promise.all([service.replay.purge(), service.issued.purge()]));
+    every(60_000, () =>
+      Promise.all([service.replay.purge(), service.issued.purge(), opts.agents.instances.purge()]),
+    );
     return service;
   }
 
@@ -224,10 +240,15 @@ export class TokenService {
         token_endpoint_auth_method: 'private_key_jwt',
         id_token_signed_response_alg: signer.alg,
       },
-      clientAuthMethods: ['private_key_jwt'],
+      clientAuthMethods: [
+        'private_key_jwt',
+        'attest_jwt_client_auth',
+        'attest_jwt_client_auth_dpop' as never,
+      ],
       enabledJWA: {
         clientAuthSigningAlgValues: CLIENT_ALGS as never,
         dPoPSigningAlgValues: CLIENT_ALGS as never,
+        attestSigningAlgValues: CLIENT_ALGS as never,
       },
       jwks: { keys: keys.map((k) => k.privateJwk) as never },
       clockTolerance: 5,
@@ -245,6 +266,7 @@ export class TokenService {
         clientCredentials: { enabled: true },
         introspection: { enabled: true },
         revocation: { enabled: true },
+        attestClientAuth: this.attestation.feature(this.#challengeSecret, errors),
         dPoP: {
           enabled: true,
           nonceSecret: this.#nonceSecret,
@@ -273,7 +295,7 @@ export class TokenService {
             return {
               audience: resource,
               scope: template.allowedScopes.join(' '),
-              accessTokenTTL: template.lifetime,
+              accessTokenTTL: this.attestation.lifetime(template.lifetime),
               accessTokenFormat: 'jwt',
               jwt: { sign: { alg: signer.alg, kid: signer.kid } },
             };
@@ -287,29 +309,21 @@ export class TokenService {
         const client = (token as unknown as { client?: Record<string, unknown> }).client;
         if (!client) return undefined;
         const template = requestTemplate(client);
-        return { agent_template: { id: template.id, version: template.version } };
+        return {
+          agent_template: { id: template.id, version: template.version },
+          ...this.attestation.tokenClaims(),
+        };
       },
       assertJwtClientAuthClaimsAndHeader: async (ctx, claims, _header, client) => {
         // RFC 7523bis: the audience is the issuer identifier, alone; endpoint URLs are refused.
         if (claims.aud !== this.issuer) {
           throw new errors.InvalidClientAuth('audience (aud) must be the issuer identifier');
         }
-        if (ctx.oidc.route === 'token') {
-          const wait = this.#limiter.take(client.clientId);
-          if (wait > 0) {
-            ctx.set('retry-after', String(Math.max(1, Math.ceil(wait))));
-            const err = new errors.CustomOIDCProviderError(
-              'temporarily_unavailable',
-              'too many token requests from this client; retry later',
-            );
-            Object.assign(err, { status: 429, statusCode: 429 });
-            throw err;
-          }
-        }
+        if (ctx.oidc.route === 'token') this.#rateLimit(ctx, client.clientId);
       },
       ttl: {
         ClientCredentials: (_ctx, _token, client) =>
-          requestTemplate(client as unknown as Record<string, unknown>).lifetime,
+          this.attestation.lifetime(requestTemplate(client as unknown as Record<string, unknown>).lifetime),
       },
       renderError: async (ctx, out) => {
         ctx.type = 'application/json';
@@ -334,7 +348,7 @@ export class TokenService {
       });
     }
     provider.use(async (ctx, next) => {
-      const state: RequestState = {};
+      const state: RequestState = { attestation: presentedAttestation(ctx.headers) };
       const started = performance.now();
       if (tooLarge(ctx.req)) {
         ctx.status = 413;
@@ -348,6 +362,19 @@ export class TokenService {
       await this.#after(ctx as KoaContextWithOIDC, state, started);
     });
     return provider;
+  }
+
+  /** Per-client token endpoint rate limit: 429 with Retry-After once the bucket is empty. */
+  #rateLimit(ctx: KoaContextWithOIDC, clientId: string): void {
+    const wait = this.#limiter.take(clientId);
+    if (wait <= 0) return;
+    ctx.set('retry-after', String(Math.max(1, Math.ceil(wait))));
+    const err = new this.#lib.errors.CustomOIDCProviderError(
+      'temporarily_unavailable',
+      'too many token requests from this client; retry later',
+    );
+    Object.assign(err, { status: 429, statusCode: 429 });
+    throw err;
   }
 
   async #after(ctx: KoaContextWithOIDC, state: RequestState, started: number): Promise<void> {
@@ -511,7 +538,10 @@ export class TokenService {
     const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';
     try {
       await this.#opts.auditor.transact(
-        (tx) => this.issued.record(tx, record),
+        async (tx) => {
+          await this.issued.record(tx, record);
+          await this.attestation.persist(tx, state, record.clientId);
+        },
         () => ({
           type: 'token.issued',
           actor: { type: 'agent', id: record.clientId, name: state.agentName },
@@ -534,6 +564,7 @@ export class TokenService {
             template_id: record.templateId,
             template_version: record.templateVersion,
             exp: claims.exp,
+            ...this.attestation.auditDetails(state),
           },
         }),
       );
@@ -566,7 +597,8 @@ export class TokenService {
     const error = this.#errors.get(ctx);
     const body = isObject(ctx.body) ? ctx.body : {};
     const code = typeof body.error === 'string' ? body.error : 'server_error';
-    if (code === 'use_dpop_nonce') return; // a protocol step (RFC 9449 §8), not a refusal
+    // Protocol steps (RFC 9449 §8, the attestation challenge), not refusals.
+    if (code === 'use_dpop_nonce' || code === 'use_attestation_challenge') return;
     const clientId = ctx.oidc?.client?.clientId ?? clientIdOf(ctx);
     const actor: AuditActor = clientId
       ? { type: 'agent', id: clientId, name: state.agentName }
@@ -574,6 +606,7 @@ export class TokenService {
     const detail =
       reason ??
       state.refusal ??
+      (await this.attestation.refusalReason(ctx, error, state)) ??
       (typeof error?.error_detail === 'string' ? error.error_detail : undefined) ??
       (typeof body.error_description === 'string' ? body.error_description : undefined);
     await this.#opts.auditor
@@ -655,7 +688,7 @@ function tooLarge(req: IncomingMessage): boolean {
 function clientIdOf(ctx: KoaContextWithOIDC): string | undefined {
   const params = ctx.oidc?.params as Record<string, unknown> | undefined;
   if (typeof params?.client_id === 'string') return params.client_id.slice(0, 100);
-  const assertion = params?.client_assertion;
+  const assertion = params?.client_assertion ?? (ctx.get('oauth-client-attestation') || undefined);
   if (typeof assertion !== 'string' || assertion.length > ASSERTION_MAX_CHARS) return undefined;
   try {
     const sub = decodeJwt(assertion).sub;

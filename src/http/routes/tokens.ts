@@ -18,6 +18,8 @@ const ENDPOINTS: { method: 'GET' | 'POST'; url: string; target?: string }[] = [
   { method: 'POST', url: '/token' },
   { method: 'POST', url: '/token/introspection' },
   { method: 'POST', url: '/token/revocation' },
+  // Attestation-based client authentication: a fresh PoP challenge (and DPoP nonce).
+  { method: 'POST', url: '/challenge' },
 ];
 
 /** Mounts the authorization server's endpoints on the Fastify server. */
