@@ -19,10 +19,10 @@ import {
   SignJWT,
 } from 'jose';
 import { createLogger, loadConfig } from '../src/core/index.ts';
-import { bootstrapAdmin, buildServer, createWarden } from '../src/http/index.ts';
+import { bootstrapAdmin, buildServer, createWarden, type Warden } from '../src/http/index.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
-const ISSUE_MS = 3000;
+const ISSUE_MS = Number(process.env.BENCH_ISSUE_MS ?? 3000);
 const INTROSPECT_MS = 1500;
 const CEILING_MS = 1500;
 
@@ -40,11 +40,21 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-/** Runs `work` from `concurrency` loops for `ms`; returns completed count and latencies. */
-async function load(ms: number, concurrency: number, work: () => Promise<void>) {
+/** What one load phase measured. `cpuMs` is this process's CPU time (server and generator). */
+export interface LoadResult {
+  rate: number;
+  p50: number;
+  p99: number;
+  count: number;
+  cpuMs: number;
+}
+
+/** Runs `work` from `concurrency` loops for `ms`; returns completed count, latencies and CPU time. */
+export async function load(ms: number, concurrency: number, work: () => Promise<void>): Promise<LoadResult> {
   const latencies: number[] = [];
   const end = performance.now() + ms;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < end) {
@@ -54,6 +64,7 @@ async function load(ms: number, concurrency: number, work: () => Promise<void>) 
       }
     }),
   );
+  const used = process.cpuUsage(cpu);
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   return {
@@ -61,11 +72,12 @@ async function load(ms: number, concurrency: number, work: () => Promise<void>) 
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     count: latencies.length,
+    cpuMs: (used.user + used.system) / 1000,
   };
 }
 
 /** Two ES256 verifications (assertion, DPoP proof) and one ES256 signature, serially, with jose. */
-async function cryptoCeiling(ms: number): Promise<number> {
+export async function cryptoCeiling(ms: number): Promise<{ rate: number; cpuMs: number }> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const dpop = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const dpopJwk = await exportJWK(dpop.publicKey);
@@ -80,6 +92,7 @@ async function cryptoCeiling(ms: number): Promise<number> {
   let n = 0;
   const end = performance.now() + ms;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   while (performance.now() < end) {
     await jwtVerify(assertion, publicKey);
     await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt' });
@@ -88,10 +101,24 @@ async function cryptoCeiling(ms: number): Promise<number> {
       .sign(signer);
     n += 1;
   }
-  return n / ((performance.now() - started) / 1000);
+  const used = process.cpuUsage(cpu);
+  return { rate: n / ((performance.now() - started) / 1000), cpuMs: (used.user + used.system) / 1000 / n };
 }
 
-export async function run(): Promise<void> {
+/** A running Warden node with one DPoP-bound agent, and a client for it. */
+export interface TokenBench {
+  warden: Warden;
+  issuer: string;
+  /** One token request (retried once on `use_dpop_nonce`); failures are counted. */
+  issue(): Promise<void>;
+  /** One introspection of the last token issued. */
+  introspect(): Promise<void>;
+  failures(): number;
+  resetFailures(): void;
+  close(): Promise<void>;
+}
+
+export async function startTokenBench(): Promise<TokenBench> {
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-bench-tokens-'));
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
@@ -108,6 +135,11 @@ export async function run(): Promise<void> {
   const creds = await bootstrapAdmin(warden);
   const app = await buildServer(warden);
   await app.listen({ host: '127.0.0.1', port });
+  const close = async () => {
+    await app.close();
+    await warden.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   try {
     const admin = async (path: string, body: unknown) => {
       const res = await fetch(`${issuer}${path}`, {
@@ -174,19 +206,16 @@ export async function run(): Promise<void> {
           }),
         });
         const body = (await res.json()) as { access_token?: string; error?: string };
-        if (res.status === 400 && body.error === 'use_dpop_nonce') {
-          nonce = res.headers.get('dpop-nonce') ?? undefined;
-          continue;
-        }
+        // Like a real client (RFC 9449 §8.2), keep the newest nonce from any response, so only
+        // the very first request (and one per nonce rollover) costs an extra round trip.
+        nonce = res.headers.get('dpop-nonce') ?? nonce;
+        if (res.status === 400 && body.error === 'use_dpop_nonce') continue;
         if (!body.access_token) failures += 1;
         else lastToken = body.access_token;
         return;
       }
       failures += 1;
     };
-    await load(500, 4, issue); // warm-up (JIT, connection pool, nonce)
-    failures = 0;
-    const issuance = await load(ISSUE_MS, CONCURRENCY, issue);
     const introspect = async (): Promise<void> => {
       const res = await fetch(`${issuer}/token/introspection`, {
         method: 'POST',
@@ -200,25 +229,46 @@ export async function run(): Promise<void> {
       const body = (await res.json()) as { active?: boolean };
       if (body.active !== true) failures += 1;
     };
-    const introspection = await load(INTROSPECT_MS, CONCURRENCY, introspect);
+    return {
+      warden,
+      issuer,
+      issue,
+      introspect,
+      failures: () => failures,
+      resetFailures: () => {
+        failures = 0;
+      },
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+export async function run(): Promise<void> {
+  const bench = await startTokenBench();
+  try {
+    await load(500, 4, bench.issue); // warm-up (JIT, connection pool, nonce)
+    bench.resetFailures();
+    const issuance = await load(ISSUE_MS, CONCURRENCY, bench.issue);
+    const introspection = await load(INTROSPECT_MS, CONCURRENCY, bench.introspect);
     const ceiling = await cryptoCeiling(CEILING_MS);
     const f = (n: number) => n.toFixed(0);
     const ms = (n: number) => n.toFixed(2);
     process.stdout.write(
       [
         'tokens: client_credentials + private_key_jwt + DPoP + ES256 JWT (SQLite, one process, generator in-process)',
-        `  issuance      ${f(issuance.rate)} tokens/s at concurrency ${CONCURRENCY}; p50 ${ms(issuance.p50)} ms, p99 ${ms(issuance.p99)} ms (${issuance.count} tokens)`,
-        `  ceiling       ${f(ceiling)} tokens/s (2 ES256 verifications + 1 ES256 signature, jose, one core, serial)`,
-        `  ratio         issuance / ceiling = ${(issuance.rate / ceiling).toFixed(2)}`,
-        `  introspection ${f(introspection.rate)} /s at concurrency ${CONCURRENCY} (each with a fresh private_key_jwt); p50 ${ms(introspection.p50)} ms, p99 ${ms(introspection.p99)} ms`,
-        `  failures      ${failures}`,
+        `  issuance      ${f(issuance.rate)} tokens/s at concurrency ${CONCURRENCY}; p50 ${ms(issuance.p50)} ms, p99 ${ms(issuance.p99)} ms (${issuance.count} tokens); CPU ${ms(issuance.cpuMs / issuance.count)} ms/token`,
+        `  ceiling       ${f(ceiling.rate)} tokens/s (2 ES256 verifications + 1 ES256 signature, jose, one core, serial); CPU ${ms(ceiling.cpuMs)} ms/token`,
+        `  ratio         issuance / ceiling = ${(issuance.rate / ceiling.rate).toFixed(2)}`,
+        `  introspection ${f(introspection.rate)} /s at concurrency ${CONCURRENCY} (each with a fresh private_key_jwt); p50 ${ms(introspection.p50)} ms, p99 ${ms(introspection.p99)} ms; CPU ${ms(introspection.cpuMs / introspection.count)} ms/op`,
+        `  failures      ${bench.failures()}`,
         '',
       ].join('\n'),
     );
   } finally {
-    await app.close();
-    await warden.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await bench.close();
   }
 }
 
