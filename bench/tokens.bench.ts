@@ -4,20 +4,13 @@
  * next to the crypto ceiling measured in the same run (two ES256 verifications and one ES256
  * signature per token, with jose), and the introspection rate.
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  calculateJwkThumbprint,
-  EmbeddedJWK,
-  exportJWK,
-  importJWK,
-  type JWK,
-  jwtVerify,
-  SignJWT,
-} from 'jose';
+import { calculateJwkThumbprint, EmbeddedJWK, exportJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import { createLogger, loadConfig } from '../src/core/index.ts';
 import { bootstrapAdmin, buildServer, createWarden, type Warden } from '../src/http/index.ts';
 
@@ -25,6 +18,61 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ISSUE_MS = Number(process.env.BENCH_ISSUE_MS ?? 3000);
 const INTROSPECT_MS = 1500;
 const CEILING_MS = 1500;
+
+/**
+ * The load generator's client side, kept cheap because it shares the machine (and this process)
+ * with the server: ES256 JWTs signed synchronously with node:crypto (no WebCrypto job per
+ * signature) and HTTP/1.1 keep-alive through node:http (a real client is another process anyway).
+ */
+function signEs256(header: object, payload: object, key: KeyObject): string {
+  const input = `${b64(header)}.${b64(payload)}`;
+  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+function b64(value: object): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 256 });
+
+/** POSTs a form; resolves with the status, the parsed JSON body and the DPoP-Nonce header. */
+function post(
+  url: string,
+  form: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: unknown; dpopNonce: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'POST',
+      agent: keepAlive,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'content-length': Buffer.byteLength(form),
+        ...headers,
+      },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        try {
+          const nonce = res.headers['dpop-nonce'];
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+            dpopNonce: typeof nonce === 'string' ? nonce : undefined,
+          });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.end(form);
+  });
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -136,6 +184,7 @@ export async function startTokenBench(): Promise<TokenBench> {
   const app = await buildServer(warden);
   await app.listen({ host: '127.0.0.1', port });
   const close = async () => {
+    keepAlive.destroy();
     await app.close();
     await warden.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -172,43 +221,48 @@ export async function startTokenBench(): Promise<TokenBench> {
       purpose: 'benchmark',
       jwks: { keys: [{ ...pub, kid, alg: 'ES256' }] },
     });
-    const clientKey = await importJWK(
-      { ...(privateKey.export({ format: 'jwk' }) as JWK), alg: 'ES256' },
-      'ES256',
-    );
     const dpop = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const dpopJwk = await exportJWK(dpop.publicKey);
     const tokenUrl = `${issuer}/token`;
-    const assertion = () =>
-      new SignJWT({ iss: agent.id, sub: agent.id, aud: issuer, jti: randomUUID() })
-        .setProtectedHeader({ alg: 'ES256', kid })
-        .setIssuedAt()
-        .setExpirationTime('1m')
-        .sign(clientKey);
+    const assertion = () => {
+      const now = Math.floor(Date.now() / 1000);
+      return signEs256(
+        { alg: 'ES256', kid },
+        { iss: agent.id, sub: agent.id, aud: issuer, jti: randomUUID(), iat: now, exp: now + 60 },
+        privateKey,
+      );
+    };
     let nonce: string | undefined;
     const proof = () =>
-      new SignJWT({ htm: 'POST', htu: tokenUrl, jti: randomUUID(), ...(nonce ? { nonce } : {}) })
-        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopJwk })
-        .setIssuedAt()
-        .sign(dpop.privateKey);
+      signEs256(
+        { alg: 'ES256', typ: 'dpop+jwt', jwk: dpopJwk },
+        {
+          htm: 'POST',
+          htu: tokenUrl,
+          jti: randomUUID(),
+          iat: Math.floor(Date.now() / 1000),
+          ...(nonce ? { nonce } : {}),
+        },
+        dpop.privateKey,
+      );
     let failures = 0;
     let lastToken = '';
     const issue = async (): Promise<void> => {
       for (let attempt = 0; attempt < 2; attempt += 1) {
-        const res = await fetch(tokenUrl, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await proof() },
-          body: new URLSearchParams({
+        const res = await post(
+          tokenUrl,
+          new URLSearchParams({
             grant_type: 'client_credentials',
             scope: 'a',
             client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-            client_assertion: await assertion(),
-          }),
-        });
-        const body = (await res.json()) as { access_token?: string; error?: string };
+            client_assertion: assertion(),
+          }).toString(),
+          { dpop: proof() },
+        );
+        const body = res.body as { access_token?: string; error?: string };
         // Like a real client (RFC 9449 §8.2), keep the newest nonce from any response, so only
         // the very first request (and one per nonce rollover) costs an extra round trip.
-        nonce = res.headers.get('dpop-nonce') ?? nonce;
+        nonce = res.dpopNonce ?? nonce;
         if (res.status === 400 && body.error === 'use_dpop_nonce') continue;
         if (!body.access_token) failures += 1;
         else lastToken = body.access_token;
@@ -217,17 +271,15 @@ export async function startTokenBench(): Promise<TokenBench> {
       failures += 1;
     };
     const introspect = async (): Promise<void> => {
-      const res = await fetch(`${issuer}/token/introspection`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
+      const res = await post(
+        `${issuer}/token/introspection`,
+        new URLSearchParams({
           token: lastToken,
           client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-          client_assertion: await assertion(),
-        }),
-      });
-      const body = (await res.json()) as { active?: boolean };
-      if (body.active !== true) failures += 1;
+          client_assertion: assertion(),
+        }).toString(),
+      );
+      if ((res.body as { active?: boolean }).active !== true) failures += 1;
     };
     return {
       warden,
