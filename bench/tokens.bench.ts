@@ -210,6 +210,8 @@ export async function startTokenBench(): Promise<TokenBench> {
     WARDEN_TOKENS_RESOURCES: 'https://gateway.example/mcp',
     WARDEN_TOKENS_RATE_LIMIT_PER_SECOND: '100000',
     WARDEN_TOKENS_RATE_LIMIT_BURST: '100000',
+    // An empty PostgreSQL database to run against instead of the embedded SQLite file.
+    ...(process.env.BENCH_DATABASE_URL ? { WARDEN_DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}),
   });
   const warden = await createWarden(config, { logger: createLogger({ level: 'silent' }) });
   const creds = await bootstrapAdmin(warden);
@@ -347,7 +349,7 @@ export async function run(): Promise<void> {
     const ms = (n: number) => n.toFixed(2);
     process.stdout.write(
       [
-        'tokens: client_credentials + private_key_jwt + DPoP + ES256 JWT (SQLite, one process, generator in-process)',
+        `tokens: client_credentials + private_key_jwt + DPoP + ES256 JWT (${process.env.BENCH_DATABASE_URL ? 'PostgreSQL' : 'SQLite'}, one process, generator in-process)`,
         `  issuance      ${f(issuance.rate)} tokens/s at concurrency ${CONCURRENCY}; p50 ${ms(issuance.p50)} ms, p99 ${ms(issuance.p99)} ms (${issuance.count} tokens); CPU ${ms(issuance.cpuMs / issuance.count)} ms/token`,
         `  ceiling       ${f(ceiling.rate)} tokens/s (2 ES256 verifications + 1 ES256 signature, jose, one core, serial); CPU ${ms(ceiling.cpuMs)} ms/token`,
         `  ratio         issuance / ceiling = ${(issuance.rate / ceiling.rate).toFixed(2)}`,
