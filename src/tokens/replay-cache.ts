@@ -15,15 +15,21 @@ type Reserved = { id: string; expires: number; kind: ClaimKind };
 
 /**
  * One request's reserved single-use ids ({@link ReplayCache.reserve}), written to the store with
- * the request's outcome ({@link ReplayCache.write}) or on their own ({@link ReplayCache.settle}).
+ * the request's outcome ({@link ReplayCache.write}, then {@link markSettled} once committed) or on
+ * their own ({@link ReplayCache.settle}).
  */
 export class ReplayClaims {
   readonly #reserved: Reserved[] = [];
   #written = false;
 
-  /** True once the claims have been written (or there were none). */
+  /** True once the claims are known to be durable (or there were none). */
   get settled(): boolean {
     return this.#written || this.#reserved.length === 0;
+  }
+
+  /** Call once the transaction that {@link ReplayCache.write} wrote them in has committed. */
+  markSettled(): void {
+    this.#written = true;
   }
 
   /** @internal */
@@ -31,9 +37,8 @@ export class ReplayClaims {
     this.#reserved.push(claim);
   }
 
-  /** @internal The reserved ids; marks them written (by the caller's transaction, or on their own). */
-  take(): Reserved[] {
-    this.#written = true;
+  /** @internal */
+  get reserved(): readonly Reserved[] {
     return this.#reserved;
   }
 }
@@ -126,8 +131,9 @@ export class ReplayCache {
    *   (issuance); otherwise a lost id is left to its holder (a refusal is recorded either way).
    */
   async write(tx: Kysely<any>, claims: ReplayClaims, strict: boolean): Promise<void> {
-    // Not consumed: a transaction run again (audit fail mode `open`) writes them again.
-    const taken = claims.take();
+    // Not consumed: if this transaction rolls back, the refusal (or the transaction run again in
+    // audit fail mode `open`) writes them again; the caller marks them settled once committed.
+    const taken = claims.reserved;
     if (taken.length === 0) return;
     try {
       const won = await this.#insert(tx, taken);
@@ -148,7 +154,8 @@ export class ReplayCache {
    */
   async settle(claims: ReplayClaims): Promise<void> {
     if (claims.settled) return;
-    const taken = claims.take();
+    const taken = claims.reserved;
+    claims.markSettled();
     try {
       const won = await Promise.all(taken.map((c) => this.#enqueue(c.id, c.expires)));
       const lost = taken.find((_, i) => !won[i]);
@@ -197,7 +204,7 @@ export class ReplayCache {
   }
 
   /** Inserts ids, or takes over expired ones. @returns the ids this statement won. */
-  async #insert(db: Kysely<any>, claims: { id: string; expires: number }[]): Promise<Set<string>> {
+  async #insert(db: Kysely<any>, claims: readonly { id: string; expires: number }[]): Promise<Set<string>> {
     const now = this.#clock.now();
     const won = new Set<string>();
     for (let i = 0; i < claims.length; i += MAX_BATCH) {

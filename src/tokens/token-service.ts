@@ -549,9 +549,11 @@ export class TokenService {
           },
         }),
       );
+      state.claims?.markSettled();
     } catch (e) {
       if (e instanceof ReplayDetectedError) {
-        // Another request (on any node) won one of this request's single-use ids first.
+        // Another request (on any node) won one of this request's single-use ids first; the ids it
+        // did win are spent with the refusal.
         replayRefusal(ctx, e);
         await this.#recordRefusal(ctx, state, started, 'replay_detected');
         return;
@@ -634,10 +636,12 @@ export class TokenService {
     const claims = state.claims;
     // The refused request's single-use ids are spent too, written with its refusal.
     await (claims && !claims.settled
-      ? this.#opts.auditor.transact(
-          (tx) => this.replay.write(tx, claims, false),
-          () => event,
-        )
+      ? this.#opts.auditor
+          .transact(
+            (tx) => this.replay.write(tx, claims, false),
+            () => event,
+          )
+          .then(() => claims.markSettled())
       : this.#opts.auditor.record(event)
     ).catch((e: unknown) =>
       this.#opts.logger.error(

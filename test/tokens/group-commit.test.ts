@@ -180,6 +180,20 @@ for (const backend of BACKENDS) {
         assert.equal(await nodeB.reserve(late, 'client', 'jti-2', exp, 'dpop_proof'), true);
         await nodeA.claim('client', 'jti-2', exp);
         await b.transaction((tx) => nodeB.write(tx, late, false));
+        // Issuance loses one id of two: its transaction rolls back, and the refusal that follows
+        // spends the id it did win.
+        const mixed = new ReplayClaims();
+        assert.equal(await nodeB.reserve(mixed, 'client', 'jti-4', exp, 'client_assertion'), true);
+        assert.equal(await nodeB.reserve(mixed, 'client', 'jti-5', exp, 'dpop_proof'), true);
+        await nodeA.claim('client', 'jti-5', exp);
+        await assert.rejects(
+          b.transaction((tx) => nodeB.write(tx, mixed, true)),
+          (e: unknown) => e instanceof ReplayDetectedError && e.kind === 'dpop_proof',
+        );
+        assert.equal(mixed.settled, false, 'nothing of a rolled-back write counts as written');
+        await b.transaction((tx) => nodeB.write(tx, mixed, false));
+        mixed.markSettled();
+        assert.equal(await nodeA.claim('client', 'jti-4', exp), false, 'the won id is spent');
         // A rolled-back write frees the id for the next request.
         const rolledBack = new ReplayClaims();
         assert.equal(await nodeA.reserve(rolledBack, 'client', 'jti-3', exp, 'other'), true);
