@@ -212,6 +212,10 @@ export async function startTokenBench(): Promise<TokenBench> {
     WARDEN_TOKENS_RATE_LIMIT_BURST: '100000',
     // An empty PostgreSQL database to run against instead of the embedded SQLite file.
     ...(process.env.BENCH_DATABASE_URL ? { WARDEN_DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}),
+    // To compare group commit settings (default: the server's).
+    ...(process.env.WARDEN_AUDIT_COMMIT_DELAY_MS
+      ? { WARDEN_AUDIT_COMMIT_DELAY_MS: process.env.WARDEN_AUDIT_COMMIT_DELAY_MS }
+      : {}),
   });
   const warden = await createWarden(config, { logger: createLogger({ level: 'silent' }) });
   const creds = await bootstrapAdmin(warden);

@@ -138,6 +138,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
       keyring,
       checkpointIntervalSeconds: config.audit.checkpointIntervalSeconds,
+      commitDelayMs: config.audit.commitDelayMs,
       retentionDays: config.audit.retentionDays,
     };
     try {
