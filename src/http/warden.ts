@@ -139,6 +139,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
       keyring,
       checkpointIntervalSeconds: config.audit.checkpointIntervalSeconds,
+      commitDelayMs: config.audit.commitDelayMs,
       retentionDays: config.audit.retentionDays,
       // Until the exporter exists nothing may be removed; then only what every sink has confirmed.
       retentionHold: (partition: string) => exporter?.confirmedThrough(partition) ?? Promise.resolve(0),

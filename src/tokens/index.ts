@@ -1,7 +1,7 @@
 export { type IssuedToken, IssuedTokens } from './issued-tokens.ts';
 export { tokensMigrations } from './migrations.ts';
 export { RateLimiter } from './rate-limiter.ts';
-export { ReplayCache } from './replay-cache.ts';
+export { type ClaimKind, ReplayCache, ReplayClaims, ReplayDetectedError } from './replay-cache.ts';
 export {
   MAX_TOKEN_LIFETIME_MS,
   rewrapTokenKeys,

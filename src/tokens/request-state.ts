@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { KeyObject } from 'node:crypto';
 import type { AttestedClaims, ResolvedAgent } from '../identity/index.ts';
+import type { ReplayClaims } from './replay-cache.ts';
 
 /** How a request presents a client attestation: with its own PoP header, or with DPoP as the PoP. */
 export type PresentedAttestation = 'attestation_pop_jwt' | 'dpop_combined';
@@ -31,6 +32,8 @@ export interface RequestState {
   /** The provider key the attestation named (to tell a bad attestation from a bad PoP). */
   attestationKey?: KeyObject;
   attested?: VerifiedAttestation;
+  /** Single-use ids reserved by this request, written with its outcome (token endpoint only). */
+  claims?: ReplayClaims;
 }
 
 const storage = new AsyncLocalStorage<RequestState>();

@@ -17,8 +17,8 @@ import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
 import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
 import { IssuedTokens } from './issued-tokens.ts';
 import { RateLimiter } from './rate-limiter.ts';
-import { ReplayCache } from './replay-cache.ts';
-import { type RequestState, withRequestState } from './request-state.ts';
+import { type ClaimKind, ReplayCache, ReplayClaims, ReplayDetectedError } from './replay-cache.ts';
+import { type RequestState, requestState, withRequestState } from './request-state.ts';
 import { sharedSecret } from './server-secrets.ts';
 import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
 
@@ -335,9 +335,18 @@ export class TokenService {
     };
     const provider = new OidcProvider(this.issuer, configuration);
     provider.proxy = this.#opts.trustProxy;
-    // Single use across every node: one atomic claim in the store instead of find-then-save.
+    // Single use across every node: one atomic claim in the store instead of find-then-save. At the
+    // token endpoint the ids are only reserved here and written with the request's outcome (the
+    // issued token's record, or the refusal), so a token costs one durable commit, not three.
     Object.defineProperty(provider.ReplayDetection, 'unique', {
-      value: (iss: string, jti: string, exp: number) => this.replay.claim(iss, jti, exp),
+      value: (iss: string, jti: string, exp: number) => {
+        const ctx = OidcProvider.ctx;
+        const claims = requestState()?.claims;
+        if (claims && ctx?.oidc?.route === 'token') {
+          return this.replay.reserve(claims, iss, jti, exp, claimKind(ctx, jti));
+        }
+        return this.replay.claim(iss, jti, exp);
+      },
     });
     for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'server_error'] as const) {
       provider.on(event as 'grant.error', (ctx: KoaContextWithOIDC, err: Error) => {
@@ -348,7 +357,10 @@ export class TokenService {
       });
     }
     provider.use(async (ctx, next) => {
-      const state: RequestState = { attestation: presentedAttestation(ctx.headers) };
+      const state: RequestState = {
+        attestation: presentedAttestation(ctx.headers),
+        claims: new ReplayClaims(),
+      };
       const started = performance.now();
       if (tooLarge(ctx.req)) {
         ctx.status = 413;
@@ -358,8 +370,8 @@ export class TokenService {
       }
       await withRequestState(state, next);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
-      if (!oidc || !ROUTES.has(oidc.route)) return;
-      await this.#after(ctx as KoaContextWithOIDC, state, started);
+      if (oidc && ROUTES.has(oidc.route)) await this.#after(ctx as KoaContextWithOIDC, state, started);
+      await this.#settleClaims(ctx as KoaContextWithOIDC, state);
     });
     return provider;
   }
@@ -539,6 +551,7 @@ export class TokenService {
     try {
       await this.#opts.auditor.transact(
         async (tx) => {
+          await this.replay.write(tx, state.claims as ReplayClaims, true);
           await this.issued.record(tx, record);
           await this.attestation.persist(tx, state, record.clientId);
         },
@@ -568,7 +581,15 @@ export class TokenService {
           },
         }),
       );
+      state.claims?.markSettled();
     } catch (e) {
+      if (e instanceof ReplayDetectedError) {
+        // Another request (on any node) won one of this request's single-use ids first; the ids it
+        // did win are spent with the refusal.
+        replayRefusal(ctx, e);
+        await this.#recordRefusal(ctx, state, started, 'replay_detected');
+        return;
+      }
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
       this.#opts.logger.error(
         { err: { message: (e as Error).message } },
@@ -585,6 +606,29 @@ export class TokenService {
       this.#touched.set(record.clientId, now);
       if (this.#touched.size > 100_000) this.#touched.clear();
       this.#opts.agents.touch(record.clientId).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Writes single-use ids no outcome transaction took (e.g. a DPoP nonce challenge) before the
+   * answer goes out; a success whose id another request won meanwhile becomes a refusal.
+   */
+  async #settleClaims(ctx: KoaContextWithOIDC, state: RequestState): Promise<void> {
+    if (!state.claims || state.claims.settled) return;
+    try {
+      await this.replay.settle(state.claims);
+    } catch (e) {
+      if (e instanceof ReplayDetectedError) {
+        if (ctx.status < 400) replayRefusal(ctx, e);
+        return;
+      }
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'single-use ids could not be written',
+      );
+      ctx.status = 503;
+      ctx.type = 'application/json';
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the request could not be recorded' };
     }
   }
 
@@ -609,27 +653,36 @@ export class TokenService {
       (await this.attestation.refusalReason(ctx, error, state)) ??
       (typeof error?.error_detail === 'string' ? error.error_detail : undefined) ??
       (typeof body.error_description === 'string' ? body.error_description : undefined);
-    await this.#opts.auditor
-      .record({
-        type: 'token.refused',
-        actor,
-        action: `oauth.${ctx.oidc?.route ?? 'token'}`,
-        outcome: 'denied',
-        error_code: code,
-        request: requestMeta(ctx),
-        latency_ms: Math.round(performance.now() - started),
-        details: {
-          reason: detail,
-          grant_type: ctx.oidc?.params?.grant_type,
-          status: ctx.status,
-        },
-      })
-      .catch((e: unknown) =>
-        this.#opts.logger.error(
-          { err: { message: (e as Error).message } },
-          'token refusal could not be audited',
-        ),
-      );
+    const event: AuditEventInput = {
+      type: 'token.refused',
+      actor,
+      action: `oauth.${ctx.oidc?.route ?? 'token'}`,
+      outcome: 'denied',
+      error_code: code,
+      request: requestMeta(ctx),
+      latency_ms: Math.round(performance.now() - started),
+      details: {
+        reason: detail,
+        grant_type: ctx.oidc?.params?.grant_type,
+        status: ctx.status,
+      },
+    };
+    const claims = state.claims;
+    // The refused request's single-use ids are spent too, written with its refusal.
+    await (claims && !claims.settled
+      ? this.#opts.auditor
+          .transact(
+            (tx) => this.replay.write(tx, claims, false),
+            () => event,
+          )
+          .then(() => claims.markSettled())
+      : this.#opts.auditor.record(event)
+    ).catch((e: unknown) =>
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'token refusal could not be audited',
+      ),
+    );
   }
 }
 
@@ -700,4 +753,34 @@ function clientIdOf(ctx: KoaContextWithOIDC): string | undefined {
 
 function requestMeta(ctx: KoaContextWithOIDC): AuditRequestMeta {
   return { source_ip: ctx.ip, user_agent: ctx.get('user-agent').slice(0, 300) || undefined };
+}
+
+/** Which of the request's JWTs a single-use id came from (a lost race is answered accordingly). */
+function claimKind(ctx: KoaContextWithOIDC, jti: string): ClaimKind {
+  const jtiOf = (jwt: unknown): unknown => {
+    if (typeof jwt !== 'string' || jwt.length > ASSERTION_MAX_CHARS) return undefined;
+    try {
+      return decodeJwt(jwt).jti;
+    } catch {
+      return undefined;
+    }
+  };
+  if (jtiOf(ctx.oidc.params?.client_assertion) === jti) return 'client_assertion';
+  if (jtiOf(ctx.get('dpop')) === jti) return 'dpop_proof';
+  return 'other';
+}
+
+/** The answer the library gives a replay it sees itself, for one found at commit time. */
+function replayRefusal(ctx: KoaContextWithOIDC, e: ReplayDetectedError): void {
+  ctx.type = 'application/json';
+  if (e.kind === 'client_assertion') {
+    ctx.status = 401;
+    ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
+  } else if (e.kind === 'dpop_proof') {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
+  } else {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_grant', error_description: e.message };
+  }
 }
