@@ -28,7 +28,9 @@ export interface ReplayCache {
 /**
  * The replay cache in the shared store: a primary-key insert per proof, so every node sees it.
  * Claims arriving together are written in one statement (`ON CONFLICT DO NOTHING … RETURNING`),
- * so concurrent calls share a commit instead of queueing for one each.
+ * so concurrent calls share a commit instead of queueing for one each. On SQLite that commit is
+ * not flushed to disk by itself ({@link Store.withoutSync}): the call's audit event, committed
+ * before the response, flushes it (a second fsync per call otherwise).
  */
 export class StoreReplayCache implements ReplayCache {
   readonly #store: Store;
@@ -70,12 +72,16 @@ export class StoreReplayCache implements ReplayCache {
         const batch = this.#pending.splice(0, 500);
         const unique = [...new Map(batch.map((c) => [c.key, c])).values()];
         try {
-          const rows = await this.#store.db
-            .insertInto('gateway_dpop_proofs')
-            .values(unique.map((c) => ({ key: c.key, expires_at: c.expiresAt })))
-            .onConflict((oc) => oc.column('key').doNothing())
-            .returning('key')
-            .execute();
+          // Not flushed on its own (SQLite): the claim is visible and survives a process crash at
+          // once, and is on disk once the call's audit event commits, before any response.
+          const rows = await this.#store.withoutSync((db) =>
+            db
+              .insertInto('gateway_dpop_proofs')
+              .values(unique.map((c) => ({ key: c.key, expires_at: c.expiresAt })))
+              .onConflict((oc) => oc.column('key').doNothing())
+              .returning('key')
+              .execute(),
+          );
           const inserted = new Set(rows.map((r) => r.key as string));
           const granted = new Set<string>();
           for (const c of batch) {

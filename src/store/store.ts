@@ -107,6 +107,27 @@ export class Store {
     return this.db.transaction().execute(fn);
   }
 
+  /**
+   * Runs `fn` with commits that are not flushed to disk one by one. On SQLite (WAL) they commit
+   * with `synchronous = NORMAL`: visible at once, safe from a crash of this process, and durable
+   * against power loss with the next ordinary commit (which flushes the WAL, and so every frame
+   * before it). Only for writes whose durability can wait for a commit that follows anyway (a DPoP
+   * proof claim: the call's audit event commits before the response). `fn` gets the store's only
+   * SQLite connection and must use the `db` it is given, never {@link Store.db}. On PostgreSQL `fn`
+   * runs as usual (its commits are not a blocking flush there).
+   */
+  async withoutSync<T>(fn: (db: Kysely<any>) => Promise<T>): Promise<T> {
+    if (this.dialect !== 'sqlite') return fn(this.db);
+    return this.db.connection().execute(async (db) => {
+      await sql`PRAGMA synchronous = NORMAL`.execute(db);
+      try {
+        return await fn(db);
+      } finally {
+        await sql`PRAGMA synchronous = FULL`.execute(db);
+      }
+    });
+  }
+
   /** True when the database answers. */
   async ping(): Promise<boolean> {
     try {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
 import { getMeta, Store, setMeta, storeMigrations } from '../../src/store/index.ts';
 import { BACKENDS, freshDatabase } from '../support/databases.ts';
 
@@ -32,6 +33,30 @@ for (const backend of BACKENDS) {
         );
         assert.equal(await getMeta(store.db, 'a'), undefined);
       } finally {
+        await store.close();
+      }
+    });
+
+    it('commits unsynced writes visibly and flushes every later commit again', async () => {
+      const { url, dataDir } = await freshDatabase(backend);
+      const store = await Store.open({ url, dataDir });
+      const other = await Store.open({ url, dataDir });
+      try {
+        await store.migrate(storeMigrations);
+        const synchronous = async () =>
+          Number(Object.values((await sql`PRAGMA synchronous`.execute(store.db)).rows[0] as object)[0]);
+        await store.withoutSync((db) => setMeta(db, 'claim', '1'));
+        assert.equal(await getMeta(other.db, 'claim'), '1', 'another connection sees the write at once');
+        await assert.rejects(
+          store.withoutSync(async (db) => {
+            await setMeta(db, 'claim', '2');
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        if (backend === 'sqlite') assert.equal(await synchronous(), 2, 'synchronous is FULL again');
+      } finally {
+        await other.close();
         await store.close();
       }
     });
