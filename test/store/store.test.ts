@@ -37,7 +37,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    it('commits unsynced writes visibly and flushes every later commit again', async () => {
+    it('commits unsynced writes visibly, flushes them on request, and syncs every later commit again', async () => {
       const { url, dataDir } = await freshDatabase(backend);
       const store = await Store.open({ url, dataDir });
       const other = await Store.open({ url, dataDir });
@@ -47,6 +47,7 @@ for (const backend of BACKENDS) {
           Number(Object.values((await sql`PRAGMA synchronous`.execute(store.db)).rows[0] as object)[0]);
         await store.withoutSync((db) => setMeta(db, 'claim', '1'));
         assert.equal(await getMeta(other.db, 'claim'), '1', 'another connection sees the write at once');
+        await store.flush();
         await assert.rejects(
           store.withoutSync(async (db) => {
             await setMeta(db, 'claim', '2');
