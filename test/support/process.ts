@@ -69,7 +69,8 @@ export async function startServe(env: Record<string, string | undefined>): Promi
   });
   child.stdout.resume();
   const stop = async () => {
-    if (child.exitCode !== null) return child.exitCode;
+    // Already gone (exited, or ended by a signal: then exitCode stays null).
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
     return code;
