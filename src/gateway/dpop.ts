@@ -159,19 +159,27 @@ export class DpopVerifier {
     return this.#algs;
   }
 
-  /** Imported proof keys, by their JWK: an agent signs every proof with the same key. */
-  readonly #keys = new Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>();
+  /** Imported proof keys and their thumbprints, by their JWK: an agent signs every proof with the same key. */
+  readonly #keys = new Map<
+    string,
+    Promise<{ key: Awaited<ReturnType<typeof importJWK>>; thumbprint: string }>
+  >();
 
-  #importKey(jwk: JWK, alg: string): Promise<Awaited<ReturnType<typeof importJWK>>> {
+  #importKey(
+    jwk: JWK,
+    alg: string,
+  ): Promise<{ key: Awaited<ReturnType<typeof importJWK>>; thumbprint: string }> {
     const id = `${alg}:${JSON.stringify(jwk)}`;
-    let key = this.#keys.get(id);
-    if (!key) {
+    let entry = this.#keys.get(id);
+    if (!entry) {
       if (this.#keys.size >= 10_000) this.#keys.clear();
-      key = importJWK(jwk, alg);
-      key.catch(() => this.#keys.delete(id));
-      this.#keys.set(id, key);
+      entry = Promise.all([importJWK(jwk, alg), calculateJwkThumbprint(jwk, 'sha256')]).then(
+        ([key, thumbprint]) => ({ key, thumbprint }),
+      );
+      entry.catch(() => this.#keys.delete(id));
+      this.#keys.set(id, entry);
     }
-    return key;
+    return entry;
   }
 
   /** @throws TokenRefusal with an `ERR_DPOP_…` code. */
@@ -196,8 +204,11 @@ export class DpopVerifier {
     if (!jwk || typeof jwk !== 'object') throw bad('the DPoP proof has no jwk header');
     if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw bad('the DPoP proof jwk must be a public key');
     let payload: Record<string, unknown>;
+    let thumbprint: string;
     try {
-      const key = await this.#importKey(jwk, header.alg);
+      const imported = await this.#importKey(jwk, header.alg);
+      const key = imported.key;
+      thumbprint = imported.thumbprint;
       ({ payload } = await jwtVerify(proof, key, {
         typ: 'dpop+jwt',
         algorithms: [header.alg],
@@ -223,7 +234,6 @@ export class DpopVerifier {
     if (payload.ath !== accessTokenHash(input.accessToken)) {
       throw bad('the DPoP proof ath does not match the access token');
     }
-    const thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
     if (thumbprint !== input.jkt) throw bad('the DPoP proof key is not the key the access token is bound to');
     const key = createHash('sha256').update(`${thumbprint}\n${payload.jti}`).digest('base64url');
     const fresh = await this.#replay.claim(key, (iat + this.#window) * 1000 + 1000);
