@@ -50,6 +50,12 @@ export interface AuditorOptions {
    * at open, removing this partition's events older than this many days. Unset: events are kept.
    */
   retentionDays?: number | undefined;
+  /**
+   * The highest seq of a partition that every consumer of the ledger (the SIEM exporters) has
+   * confirmed. Retention never removes an event after it, so an export that is behind or down
+   * loses nothing; until the consumers are known it should answer 0 (hold everything).
+   */
+  retentionHold?: ((partition: string) => Promise<number>) | undefined;
 }
 
 const optionsSchema = z.object({
@@ -78,6 +84,8 @@ export interface RetentionResult {
   partition: string;
   /** Events removed by this run. */
   removed: number;
+  /** Set when the retention hold kept events the age cutoff would have removed: the seq it held at. */
+  held_at?: number | undefined;
   /** Every event with `seq ≤ pruned_seq` has been removed. */
   pruned_seq: number;
   /** The signed checkpoint written before anything was removed. */
@@ -147,6 +155,7 @@ export class Auditor {
   readonly #leaseMs: number;
   readonly #maxBatch: number;
   readonly #retentionMs: number | undefined;
+  readonly #retentionHold: ((partition: string) => Promise<number>) | undefined;
   readonly #owner = uuidv7();
   #key: LedgerKey | undefined;
   #head: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
@@ -173,6 +182,7 @@ export class Auditor {
     this.#leaseMs = Math.round(parsed.leaseSeconds * 1000);
     this.#maxBatch = parsed.maxBatch;
     this.#retentionMs = parsed.retentionDays === undefined ? undefined : parsed.retentionDays * 86_400_000;
+    this.#retentionHold = options.retentionHold;
   }
 
   /**
@@ -685,9 +695,24 @@ export class Auditor {
       .where('partition', '=', this.partition)
       .where('time', '<', cutoff)
       .executeTakeFirst();
-    const k = Number(found?.k ?? 0);
+    const due = Number(found?.k ?? 0);
+    const hold = this.#retentionHold ? await this.#retentionHold(this.partition) : Number.POSITIVE_INFINITY;
+    const k = Math.min(due, hold);
+    const held_at = k < due ? k : undefined;
+    if (held_at !== undefined) {
+      this.#logger.warn(
+        { partition: this.partition, due_seq: due, held_at },
+        'audit retention held back: an exporter has not confirmed older events yet',
+      );
+    }
     if (k <= this.#pruned.seq) {
-      return { partition: this.partition, removed: 0, pruned_seq: this.#pruned.seq, checkpoint: undefined };
+      return {
+        partition: this.partition,
+        removed: 0,
+        pruned_seq: this.#pruned.seq,
+        checkpoint: undefined,
+        held_at,
+      };
     }
     const checkpoint = await this.#writeCheckpoint();
     // The frontier of leaves [0, k): what stays of the removed events in the tree.
@@ -741,6 +766,7 @@ export class Auditor {
               removed,
               max_age_ms: maxAgeMs,
               cutoff_time: cutoff,
+              ...(held_at !== undefined ? { held_by_export_at_seq: held_at } : {}),
               checkpoint_size: checkpoint?.size ?? this.#lastCheckpoint,
             },
           }),
@@ -757,6 +783,6 @@ export class Auditor {
     }
     this.#pruned = { seq: k, frontier: prefix.hashes() };
     this.#logger.info({ partition: this.partition, removed, pruned_seq: k }, 'audit retention applied');
-    return { partition: this.partition, removed, pruned_seq: k, checkpoint };
+    return { partition: this.partition, removed, pruned_seq: k, checkpoint, held_at };
   }
 }

@@ -64,6 +64,11 @@ export class Store {
       pool.on('error', () => {
         // An idle client lost its connection; the pool replaces it. Queries report their own errors.
       });
+      // A checked-out client whose connection drops (a PostgreSQL restart, a failover) also emits
+      // 'error'; unheard, that would crash the process. Its query rejects on its own.
+      pool.on('connect', (client) => {
+        client.on('error', () => {});
+      });
       try {
         const client = await pool.connect();
         client.release();

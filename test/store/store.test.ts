@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { getMeta, Store, setMeta, storeMigrations } from '../../src/store/index.ts';
-import { BACKENDS, freshDatabase } from '../support/databases.ts';
+import { BACKENDS, freshDatabase, PG_ADMIN_URL } from '../support/databases.ts';
 
 for (const backend of BACKENDS) {
   describe(`store on ${backend}`, () => {
@@ -82,3 +83,40 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('store on postgres, connection loss', () => {
+  it('survives a connection terminated mid-query: the query fails, the process stays up, the next query works', async () => {
+    const { url, dataDir } = await freshDatabase('postgres');
+    const store = await Store.open({ url, dataDir });
+    const uncaught: Error[] = [];
+    const onUncaught = (e: Error) => uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    try {
+      const database = new URL(url as string).pathname.slice(1);
+      const slow = sql`select pg_sleep(30)`.execute(store.db);
+      // Wait until the query runs, then kill its backend as a PostgreSQL restart would.
+      for (let i = 0; i < 100; i++) {
+        const r = await admin.query(
+          "select pid from pg_stat_activity where datname = $1 and query like '%pg_sleep%' and pid <> pg_backend_pid()",
+          [database],
+        );
+        if (r.rowCount) {
+          await admin.query('select pg_terminate_backend($1)', [r.rows[0].pid]);
+          break;
+        }
+        await sleep(20);
+      }
+      await assert.rejects(slow);
+      await sleep(100);
+      assert.deepEqual(uncaught, []);
+      const ok = await sql<{ one: number }>`select 1 as one`.execute(store.db);
+      assert.equal(ok.rows[0]?.one, 1);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await admin.end();
+      await store.close();
+    }
+  });
+});
