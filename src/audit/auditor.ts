@@ -568,41 +568,46 @@ export class Auditor {
           own.set(u, e);
         }
       }
-      await this.#store.transaction(async (tx) => {
-        await this.#renewLease(tx);
-        const rows: EventRow[] = [];
-        let n = 0;
-        for (const u of units) {
-          if (own.has(u)) continue;
-          if (u.kind === 'record') {
-            const built = this.#build(cleaned.get(u) as AuditEventInput);
-            u.event = built.event;
-            rows.push(built.row);
-            continue;
+      // Committed without a blocking flush, then flushed off the event loop (below) before any
+      // caller hears of it: the event is durable when record()/transact() resolve, and the node
+      // keeps serving (and filling the next batch) while the disk flushes.
+      await this.#store.withoutSync((db) =>
+        db.transaction().execute(async (tx) => {
+          await this.#renewLease(tx);
+          const rows: EventRow[] = [];
+          let n = 0;
+          for (const u of units) {
+            if (own.has(u)) continue;
+            if (u.kind === 'record') {
+              const built = this.#build(cleaned.get(u) as AuditEventInput);
+              u.event = built.event;
+              rows.push(built.row);
+              continue;
+            }
+            const savepoint = `audit_unit_${n++}`;
+            await sql.raw(`SAVEPOINT ${savepoint}`).execute(tx);
+            const undo = this.#snapshot();
+            try {
+              const result = await u.fn(tx);
+              const built = this.#build(this.#clean(u.toEvent(result)));
+              await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
+              u.result = result;
+              rows.push(built.row);
+            } catch (e) {
+              undo();
+              own.set(u, e);
+              await sql.raw(`ROLLBACK TO SAVEPOINT ${savepoint}`).execute(tx);
+              await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
+            }
           }
-          const savepoint = `audit_unit_${n++}`;
-          await sql.raw(`SAVEPOINT ${savepoint}`).execute(tx);
-          const undo = this.#snapshot();
-          try {
-            const result = await u.fn(tx);
-            const built = this.#build(this.#clean(u.toEvent(result)));
-            await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
-            u.result = result;
-            rows.push(built.row);
-          } catch (e) {
-            undo();
-            own.set(u, e);
-            await sql.raw(`ROLLBACK TO SAVEPOINT ${savepoint}`).execute(tx);
-            await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
+          for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+            await tx
+              .insertInto('audit_events')
+              .values(rows.slice(i, i + INSERT_CHUNK))
+              .execute();
           }
-        }
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-          await tx
-            .insertInto('audit_events')
-            .values(rows.slice(i, i + INSERT_CHUNK))
-            .execute();
-        }
-      });
+        }),
+      );
     } catch (e) {
       restore();
       // The commit may or may not have reached the database (a lost connection): reload first.
@@ -613,11 +618,36 @@ export class Auditor {
       }
       return;
     }
+    let flushError: unknown;
+    try {
+      await this.#store.flush();
+    } catch (e) {
+      flushError = e;
+    }
     for (const u of units) {
       if (own.has(u)) u.reject(own.get(u));
+      else if (flushError !== undefined) this.#unflushed(u, flushError);
       else if (u.kind === 'record') u.resolve(u.event);
       else u.resolve(u.result);
     }
+  }
+
+  /**
+   * The batch committed but could not be flushed to disk. Fail closed refuses as for a failed
+   * write; fail open accepts (the change is committed: running a transact unit again would apply
+   * it twice).
+   */
+  #unflushed(unit: Unit, error: unknown): void {
+    if (this.failMode !== 'open') {
+      this.#unitFailed(unit, error);
+      return;
+    }
+    this.#logger.error(
+      { err: { message: (error as Error).message }, partition: this.partition },
+      'audit events committed but not flushed to disk',
+    );
+    if (unit.kind === 'record') unit.resolve(unit.event);
+    else unit.resolve(unit.result);
   }
 
   #unitFailed(unit: Unit, error: unknown): void {

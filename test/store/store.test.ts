@@ -38,6 +38,31 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('commits unsynced writes visibly, flushes them on request, and syncs every later commit again', async () => {
+      const { url, dataDir } = await freshDatabase(backend);
+      const store = await Store.open({ url, dataDir });
+      const other = await Store.open({ url, dataDir });
+      try {
+        await store.migrate(storeMigrations);
+        const synchronous = async () =>
+          Number(Object.values((await sql`PRAGMA synchronous`.execute(store.db)).rows[0] as object)[0]);
+        await store.withoutSync((db) => setMeta(db, 'claim', '1'));
+        assert.equal(await getMeta(other.db, 'claim'), '1', 'another connection sees the write at once');
+        await store.flush();
+        await assert.rejects(
+          store.withoutSync(async (db) => {
+            await setMeta(db, 'claim', '2');
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        if (backend === 'sqlite') assert.equal(await synchronous(), 2, 'synchronous is FULL again');
+      } finally {
+        await other.close();
+        await store.close();
+      }
+    });
+
     it('delivers a published change to another store on the same database', async () => {
       const { url, dataDir } = await freshDatabase(backend);
       const a = await Store.open({ url, dataDir });
