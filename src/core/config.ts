@@ -48,12 +48,12 @@ export const configSchema = z
         failMode: z.enum(['closed', 'open']).default('closed'),
         checkpointIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
         /** Group commit delay while writers are concurrent (src/audit/README.md); 0: none. */
-        commitDelayMs: z.coerce.number().int().min(0).max(100).default(4),
+        commitDelayMs: z.coerce.number().int().min(0).max(100).default(0),
         /** Events older than this many days are removed by the retention job. Unset: kept forever. */
         retentionDays: z.coerce.number().int().min(1).max(36_500).optional(),
       })
       .strict()
-      .default({ failMode: 'closed', checkpointIntervalSeconds: 60, commitDelayMs: 4 }),
+      .default({ failMode: 'closed', checkpointIntervalSeconds: 60, commitDelayMs: 0 }),
     /** The gateway's approve step (src/gateway/README.md): how a call that needs approval waits. */
     gateway: z
       .object({
