@@ -14,6 +14,15 @@ import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../co
 import type { AgentRegistry } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
+import { type DelegationGrant, DelegationGrants } from './delegation-grants.ts';
+import {
+  createGrant,
+  type DelegationUsers,
+  type GrantAdminDeps,
+  type GrantRequest,
+  type GrantRevocation,
+  revokeGrant,
+} from './grant-admin.ts';
 import { IssuedTokens } from './issued-tokens.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { ReplayCache } from './replay-cache.ts';
@@ -63,6 +72,8 @@ export interface TokenServiceOptions {
   logger: Logger;
   auditor: Auditor;
   agents: AgentRegistry;
+  /** The users delegation grants and token exchange are about. */
+  users: DelegationUsers;
 }
 
 /** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
@@ -80,6 +91,8 @@ export class TokenService {
   readonly issued: IssuedTokens;
   readonly replay: ReplayCache;
   readonly keys: SigningKeyStore;
+  /** What users delegated to agents: the ceiling of token exchange. */
+  readonly grants: DelegationGrants;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
   readonly #touched = new Map<string, number>();
@@ -101,6 +114,7 @@ export class TokenService {
     this.issued = new IssuedTokens(opts.store, opts.clock);
     this.replay = new ReplayCache(opts.store, opts.clock);
     this.keys = new SigningKeyStore(opts.store, opts.keyring, opts.clock);
+    this.grants = new DelegationGrants(opts.store, opts.clock);
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
   }
 
@@ -161,6 +175,41 @@ export class TokenService {
     );
     await this.reloadKeys();
     return kid;
+  }
+
+  /**
+   * Creates a delegation grant (audited `delegation.grant_created`): scopes within the agent
+   * template's `allowed_scopes`, resources among the configured ones, the user active.
+   */
+  createGrant(input: GrantRequest, actor: AuditActor, request?: AuditRequestMeta): Promise<DelegationGrant> {
+    return createGrant(this.#grantDeps(), input, actor, request);
+  }
+
+  /**
+   * Revokes a grant and every access token issued under it (or derived from one) in one
+   * transaction; each token id is published on `tokens.revoked`, so introspection and the gateway
+   * refuse them at once. Audited `delegation.grant_revoked`.
+   */
+  revokeGrant(
+    id: string,
+    actor: AuditActor,
+    request?: AuditRequestMeta,
+    reason?: string,
+  ): Promise<GrantRevocation> {
+    return revokeGrant(this.#grantDeps(), id, actor, request, reason);
+  }
+
+  #grantDeps(): GrantAdminDeps {
+    const { auditor, clock, agents, users } = this.#opts;
+    return {
+      grants: this.grants,
+      issued: this.issued,
+      auditor,
+      clock,
+      agents,
+      users,
+      resources: this.resources,
+    };
   }
 
   /** Rotates when the active key is older than the configured interval (every node may call it). */
