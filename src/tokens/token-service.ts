@@ -14,7 +14,7 @@ import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../co
 import type { AgentRegistry } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
-import { type DelegationGrant, DelegationGrants } from './delegation-grants.ts';
+import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import {
   createGrant,
   type DelegationUsers,
@@ -29,6 +29,7 @@ import { ReplayCache } from './replay-cache.ts';
 import { type RequestState, withRequestState } from './request-state.ts';
 import { sharedSecret } from './server-secrets.ts';
 import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
+import { loadGrantHelpers, TOKEN_EXCHANGE_GRANT, TokenExchange } from './token-exchange.ts';
 
 type OidcProviderModule = typeof import('oidc-provider');
 let oidcProviderModule: OidcProviderModule | undefined;
@@ -95,6 +96,7 @@ export class TokenService {
   readonly grants: DelegationGrants;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
+  readonly #exchange: TokenExchange;
   readonly #touched = new Map<string, number>();
   readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
   #nonceSecret: Buffer = Buffer.alloc(0);
@@ -115,6 +117,16 @@ export class TokenService {
     this.replay = new ReplayCache(opts.store, opts.clock);
     this.keys = new SigningKeyStore(opts.store, opts.keyring, opts.clock);
     this.grants = new DelegationGrants(opts.store, opts.clock);
+    this.#exchange = new TokenExchange({
+      issuer: opts.issuer,
+      resources: this.resources,
+      config: opts.config,
+      grants: this.grants,
+      issued: this.issued,
+      users: opts.users,
+      clock: opts.clock,
+      activeClaims: (token) => this.#activeClaims(token),
+    });
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
   }
 
@@ -122,6 +134,7 @@ export class TokenService {
   static async create(opts: TokenServiceOptions): Promise<TokenService> {
     const service = new TokenService(opts);
     service.#lib = await loadOidcProvider();
+    await loadGrantHelpers();
     service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
     await service.#reload();
     service.#unsubscribe = opts.store.changes.subscribe('tokens.keys', () => {
@@ -268,7 +281,7 @@ export class TokenService {
       adapter: adapterFor(agents),
       clients: [],
       clientDefaults: {
-        grant_types: ['client_credentials'],
+        grant_types: ['client_credentials', TOKEN_EXCHANGE_GRANT],
         response_types: [],
         token_endpoint_auth_method: 'private_key_jwt',
         id_token_signed_response_alg: signer.alg,
@@ -360,6 +373,9 @@ export class TokenService {
         ClientCredentials: (_ctx, _token, client) =>
           requestTemplate(client as unknown as Record<string, unknown>).lifetime,
       },
+      formats: {
+        customizers: { jwt: async (_ctx, token, jwt) => this.#exchange.customize(token, jwt) },
+      },
       renderError: async (ctx, out) => {
         ctx.type = 'application/json';
         ctx.body = out;
@@ -370,6 +386,7 @@ export class TokenService {
     };
     const provider = new OidcProvider(this.issuer, configuration);
     provider.proxy = this.#opts.trustProxy;
+    this.#exchange.register(provider, errors, signer);
     // Single use across every node: one atomic claim in the store instead of find-then-save.
     Object.defineProperty(provider.ReplayDetection, 'unique', {
       value: (iss: string, jti: string, exp: number) => this.replay.claim(iss, jti, exp),
@@ -470,6 +487,14 @@ export class TokenService {
     };
   }
 
+  /** The claims of an active Warden access token (introspection rules), else undefined. */
+  async #activeClaims(token: string): Promise<JWTPayload | undefined> {
+    const result = await this.introspect(token);
+    if (!result.active) return undefined;
+    const { active: _active, token_type: _type, ...claims } = result;
+    return claims as JWTPayload;
+  }
+
   /**
    * RFC 7009 for a Warden access token. Unknown or foreign-signed tokens are a successful no-op;
    * a token issued to another client is refused.
@@ -556,14 +581,32 @@ export class TokenService {
       templateVersion: claims.agent_template.version,
       issuedAt: (claims.iat as number) * 1000,
       expiresAt: (claims.exp as number) * 1000,
+      grantId: state.exchange?.grantId ?? null,
+      grantChain: state.exchange?.grantChain,
     };
     const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';
+    const exchange = state.exchange;
     try {
       await this.#opts.auditor.transact(
-        (tx) => this.issued.record(tx, record),
+        async (tx) => {
+          // A grant revoked while this token was being minted must not leave it alive.
+          if (exchange)
+            await assertGrantsActive(this.grants, exchange.grantChain, tx, this.#opts.clock.now());
+          await this.issued.record(tx, record);
+        },
         () => ({
           type: 'token.issued',
-          actor: { type: 'agent', id: record.clientId, name: state.agentName },
+          actor: {
+            type: 'agent',
+            id: record.clientId,
+            name: state.agentName,
+            ...(exchange
+              ? {
+                  on_behalf_of: { type: 'user' as const, id: exchange.userId },
+                  chain: exchange.actors.map((id) => ({ type: 'agent' as const, id })),
+                }
+              : {}),
+          },
           action: 'oauth.token',
           resource: { type: 'access_token', id: record.jti },
           outcome: 'success',
@@ -583,10 +626,29 @@ export class TokenService {
             template_id: record.templateId,
             template_version: record.templateVersion,
             exp: claims.exp,
+            ...(exchange
+              ? {
+                  grant_id: exchange.grantId,
+                  grant_chain: exchange.grantChain,
+                  subject: exchange.userId,
+                  subject_issuer: exchange.subjectIssuer,
+                  subject_token_type: exchange.subjectTokenType,
+                  act: exchange.act,
+                  delegation_depth: exchange.actors.length,
+                }
+              : {}),
           },
         }),
       );
     } catch (e) {
+      if (e instanceof GrantNoLongerActive) {
+        state.refusal = 'grant_revoked_during_issuance';
+        ctx.status = 400;
+        ctx.type = 'application/json';
+        ctx.body = { error: 'invalid_grant', error_description: 'the delegation grant is no longer active' };
+        await this.#recordRefusal(ctx, state, started);
+        return;
+      }
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
       this.#opts.logger.error(
         { err: { message: (e as Error).message } },
@@ -650,6 +712,20 @@ export class TokenService {
 }
 
 const SYSTEM: AuditActor = { type: 'system', id: 'tokens' };
+
+class GrantNoLongerActive extends Error {}
+
+async function assertGrantsActive(
+  grants: DelegationGrants,
+  ids: string[],
+  tx: Parameters<DelegationGrants['revoke']>[0],
+  now: number,
+): Promise<void> {
+  for (const id of ids) {
+    const grant = await grants.find(id, tx);
+    if (!grant || !isGrantActive(grant, now)) throw new GrantNoLongerActive(id);
+  }
+}
 
 function rotationEvent(
   kid: string,
