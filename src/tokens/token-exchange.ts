@@ -403,6 +403,10 @@ export class TokenExchange {
     if (claims.act !== undefined) {
       act = claims.act as ActClaim;
       actDepth(act);
+    } else if (typeof claims.client_id === 'string' && claims.client_id !== claims.sub) {
+      // A token issued to an agent for the user without act (e.g. by authorization code): that
+      // agent is the previous actor, so the chain does not lose it.
+      act = { sub: claims.client_id };
     }
     // A Warden token speaks for a user only when delegated (act) or issued to the user directly.
     const user = await this.#lookupUser(String(claims.sub), 'id');

@@ -722,7 +722,7 @@ async function assertGrantsActive(
   now: number,
 ): Promise<void> {
   for (const id of ids) {
-    const grant = await grants.find(id, tx);
+    const grant = await grants.find(id, tx, { lock: true });
     if (!grant || !isGrantActive(grant, now)) throw new GrantNoLongerActive(id);
   }
 }
