@@ -13,7 +13,18 @@ const trustedIssuerSchema = z
     /** `iss` must equal this exactly. */
     issuer: z.url({ protocol: /^https?$/ }),
     jwksUri: z.url({ protocol: /^https?$/ }).optional(),
-    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(50) }).optional(),
+    jwks: z
+      .object({
+        keys: z
+          .array(
+            z
+              .record(z.string(), z.unknown())
+              .refine((k) => k.kty !== 'oct' && !('d' in k) && !('k' in k), 'public asymmetric keys only'),
+          )
+          .min(1)
+          .max(50),
+      })
+      .optional(),
     /** The audience the subject token must carry (the IdP's client id or API identifier for Warden). */
     audience: z.string().min(1).max(500),
     /** Accepted signing algorithms; asymmetric only. */
