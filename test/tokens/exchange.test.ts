@@ -248,6 +248,25 @@ for (const backend of BACKENDS)
       );
     });
 
+    it('lets the current actor re-exchange its own delegated token for less, without growing the chain', async () => {
+      const first = await exchangeToken(server, agentA, {
+        subject_token: aliceIdToken,
+        subject_token_type: JWT_TYPE,
+        scope: 'tickets.read tickets.write',
+      });
+      const narrowed = await exchangeToken(server, agentA, {
+        subject_token: first.body.access_token,
+        subject_token_type: AT_TYPE,
+        scope: 'tickets.read',
+        resource: mcp,
+      });
+      assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+      const claims = decodeJwt(narrowed.body.access_token) as Record<string, any>;
+      assert.deepEqual(claims.act, { sub: agentA.id });
+      assert.equal(claims.aud, mcp);
+      assert.equal(claims.scope, 'tickets.read');
+    });
+
     it('refuses a token exchange asking for more scope than the grant', async () => {
       await refused(
         agentA,
