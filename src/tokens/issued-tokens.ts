@@ -65,15 +65,6 @@ function fromRow(row: Row): IssuedToken {
   };
 }
 
-/** A token's grant was revoked (or expired) while the token was being issued: it must not be handed out. */
-export class GrantNoLongerActiveError extends Error {
-  readonly grantId: string;
-  constructor(grantId: string) {
-    super('the delegation grant is no longer active');
-    this.grantId = grantId;
-  }
-}
-
 /** The record of issued access tokens: what introspection and revocation answer from. */
 export class IssuedTokens {
   readonly #store: Store;
@@ -86,8 +77,6 @@ export class IssuedTokens {
 
   /** Records an issued token (inside the caller's transaction, next to its audit event). */
   async record(tx: Kysely<any>, token: IssuedTokenRecord): Promise<void> {
-    const grants = [...new Set([...(token.grantChain ?? []), ...(token.grantId ? [token.grantId] : [])])];
-    if (grants.length > 0) await this.#assertGrantsActive(tx, grants);
     await tx
       .insertInto('oauth_access_tokens')
       .values({
@@ -107,33 +96,12 @@ export class IssuedTokens {
         grant_id: token.grantId ?? null,
       })
       .execute();
-    if (grants.length > 0) {
+    const grants = new Set([...(token.grantChain ?? []), ...(token.grantId ? [token.grantId] : [])]);
+    if (grants.size > 0) {
       await tx
         .insertInto('oauth_access_token_grants')
-        .values(grants.map((g) => ({ grant_id: g, jti: token.jti, expires_at: token.expiresAt })))
+        .values([...grants].map((g) => ({ grant_id: g, jti: token.jti, expires_at: token.expiresAt })))
         .execute();
-    }
-  }
-
-  /**
-   * A grant revoked while its token was being minted must not leave that token alive: the grants
-   * are read again in the recording transaction, their rows locked on PostgreSQL until commit so a
-   * concurrent revocation (which updates the row first) serializes with it. SQLite transactions
-   * already do: one writer at a time.
-   */
-  async #assertGrantsActive(tx: Kysely<any>, ids: string[]): Promise<void> {
-    const now = this.#clock.now();
-    for (const id of ids) {
-      let q = tx
-        .selectFrom('oauth_delegation_grants')
-        .select(['revoked_at', 'expires_at'])
-        .where('id', '=', id);
-      if (this.#store.dialect === 'postgres') q = q.forUpdate();
-      const row = (await q.executeTakeFirst()) as
-        | { revoked_at: number | null; expires_at: number }
-        | undefined;
-      if (!row || row.revoked_at !== null || Number(row.expires_at) <= now)
-        throw new GrantNoLongerActiveError(id);
     }
   }
 

@@ -21,11 +21,11 @@ export interface ExchangeOutcome {
 
 /** What Warden learns about one request to the authorization server while oidc-provider runs it. */
 export interface RequestState {
-  /** Set by a successful token exchange: the user, grant and actor chain of the issued token. */
-  exchange?: ExchangeOutcome;
   /** Why the client was refused before the library could say (e.g. `agent_suspended`). */
   refusal?: string;
   agentName?: string;
+  /** Set by a successful token exchange: the user, grant and actor chain of the issued token. */
+  exchange?: ExchangeOutcome;
 }
 
 const storage = new AsyncLocalStorage<RequestState>();

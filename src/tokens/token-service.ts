@@ -14,7 +14,7 @@ import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../co
 import type { AgentRegistry } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
-import { type DelegationGrant, DelegationGrants } from './delegation-grants.ts';
+import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import {
   createGrant,
   type DelegationUsers,
@@ -23,7 +23,7 @@ import {
   type GrantRevocation,
   revokeGrant,
 } from './grant-admin.ts';
-import { GrantNoLongerActiveError, IssuedTokens } from './issued-tokens.ts';
+import { IssuedTokens } from './issued-tokens.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { ReplayCache } from './replay-cache.ts';
 import { type RequestState, withRequestState } from './request-state.ts';
@@ -89,11 +89,11 @@ export type IntrospectionResponse = { active: false } | ({ active: true } & Reco
 export class TokenService {
   readonly issuer: string;
   readonly resources: string[];
-  /** What users delegated to agents: the ceiling of token exchange. */
-  readonly grants: DelegationGrants;
   readonly issued: IssuedTokens;
   readonly replay: ReplayCache;
   readonly keys: SigningKeyStore;
+  /** What users delegated to agents: the ceiling of token exchange. */
+  readonly grants: DelegationGrants;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
   readonly #exchange: TokenExchange;
@@ -385,8 +385,8 @@ export class TokenService {
       } as never,
     };
     const provider = new OidcProvider(this.issuer, configuration);
-    this.#exchange.register(provider, errors, signer);
     provider.proxy = this.#opts.trustProxy;
+    this.#exchange.register(provider, errors, signer);
     // Single use across every node: one atomic claim in the store instead of find-then-save.
     Object.defineProperty(provider.ReplayDetection, 'unique', {
       value: (iss: string, jti: string, exp: number) => this.replay.claim(iss, jti, exp),
@@ -588,7 +588,12 @@ export class TokenService {
     const exchange = state.exchange;
     try {
       await this.#opts.auditor.transact(
-        (tx) => this.issued.record(tx, record),
+        async (tx) => {
+          // A grant revoked while this token was being minted must not leave it alive.
+          if (exchange)
+            await assertGrantsActive(this.grants, exchange.grantChain, tx, this.#opts.clock.now());
+          await this.issued.record(tx, record);
+        },
         () => ({
           type: 'token.issued',
           actor: {
@@ -609,17 +614,6 @@ export class TokenService {
           latency_ms: Math.round(performance.now() - started),
           details: {
             grant_type: ctx.oidc.params?.grant_type,
-            ...(exchange
-              ? {
-                  grant_id: exchange.grantId,
-                  grant_chain: exchange.grantChain,
-                  subject: exchange.userId,
-                  subject_issuer: exchange.subjectIssuer,
-                  subject_token_type: exchange.subjectTokenType,
-                  act: exchange.act,
-                  delegation_depth: exchange.actors.length,
-                }
-              : {}),
             aud,
             scope: record.scope,
             requested_scope: requested,
@@ -632,11 +626,22 @@ export class TokenService {
             template_id: record.templateId,
             template_version: record.templateVersion,
             exp: claims.exp,
+            ...(exchange
+              ? {
+                  grant_id: exchange.grantId,
+                  grant_chain: exchange.grantChain,
+                  subject: exchange.userId,
+                  subject_issuer: exchange.subjectIssuer,
+                  subject_token_type: exchange.subjectTokenType,
+                  act: exchange.act,
+                  delegation_depth: exchange.actors.length,
+                }
+              : {}),
           },
         }),
       );
     } catch (e) {
-      if (e instanceof GrantNoLongerActiveError) {
+      if (e instanceof GrantNoLongerActive) {
         state.refusal = 'grant_revoked_during_issuance';
         ctx.status = 400;
         ctx.type = 'application/json';
@@ -707,6 +712,20 @@ export class TokenService {
 }
 
 const SYSTEM: AuditActor = { type: 'system', id: 'tokens' };
+
+class GrantNoLongerActive extends Error {}
+
+async function assertGrantsActive(
+  grants: DelegationGrants,
+  ids: string[],
+  tx: Parameters<DelegationGrants['revoke']>[0],
+  now: number,
+): Promise<void> {
+  for (const id of ids) {
+    const grant = await grants.find(id, tx, { lock: true });
+    if (!grant || !isGrantActive(grant, now)) throw new GrantNoLongerActive(id);
+  }
+}
 
 function rotationEvent(
   kid: string,
