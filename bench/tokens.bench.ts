@@ -2,7 +2,8 @@
  * Token service benchmark: client_credentials with private_key_jwt + DPoP + ES256 JWT access
  * tokens against a real Warden node (SQLite, HTTP on loopback, load generator in this process),
  * next to the crypto ceiling measured in the same run (two ES256 verifications and one ES256
- * signature per token, with jose), and the introspection rate.
+ * signature per token, with jose), the introspection rate, and the RFC 8693 token exchange rate
+ * (an external IdP's user token, verified with an inline JWKS, exchanged under a delegation grant).
  */
 import { generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,8 @@ const ISSUE_MS = Number(process.env.BENCH_ISSUE_MS ?? 3000);
 const INTROSPECT_MS = 1500;
 const PACED_MS = 2000;
 const TARGET_RATE = Number(process.env.BENCH_TARGET_RATE ?? 1000);
+const EXCHANGE_MS = 3000;
+const IDP = 'https://idp.bench.example';
 const CEILING_MS = 1500;
 
 /**
@@ -193,12 +196,16 @@ export interface TokenBench {
   issue(): Promise<void>;
   /** One introspection of the last token issued. */
   introspect(): Promise<void>;
+  /** One RFC 8693 exchange of an external IdP's user token under a delegation grant. */
+  exchange(): Promise<void>;
   failures(): number;
   resetFailures(): void;
   close(): Promise<void>;
 }
 
 export async function startTokenBench(): Promise<TokenBench> {
+  const idpKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const idpJwk = { ...(await exportJWK(idpKeys.publicKey)), kid: 'idp', alg: 'ES256' };
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-bench-tokens-'));
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
@@ -210,6 +217,9 @@ export async function startTokenBench(): Promise<TokenBench> {
     WARDEN_TOKENS_RESOURCES: 'https://gateway.example/mcp',
     WARDEN_TOKENS_RATE_LIMIT_PER_SECOND: '100000',
     WARDEN_TOKENS_RATE_LIMIT_BURST: '100000',
+    WARDEN_TOKENS_TRUSTED_ISSUERS: JSON.stringify([
+      { issuer: IDP, jwks: { keys: [idpJwk] }, audience: 'warden', algorithms: ['ES256'] },
+    ]),
     // An empty PostgreSQL database to run against instead of the embedded SQLite file.
     ...(process.env.BENCH_DATABASE_URL ? { WARDEN_DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}),
     // To compare group commit settings (default: the server's).
@@ -285,13 +295,12 @@ export async function startTokenBench(): Promise<TokenBench> {
       );
     let failures = 0;
     let lastToken = '';
-    const issue = async (): Promise<void> => {
+    const request = async (form: Record<string, string>): Promise<void> => {
       for (let attempt = 0; attempt < 2; attempt += 1) {
         const res = await post(
           tokenUrl,
           new URLSearchParams({
-            grant_type: 'client_credentials',
-            scope: 'a',
+            ...form,
             client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
             client_assertion: assertion(),
           }).toString(),
@@ -308,6 +317,24 @@ export async function startTokenBench(): Promise<TokenBench> {
       }
       failures += 1;
     };
+    const issue = () => request({ grant_type: 'client_credentials', scope: 'a' });
+    await admin('/v1/users', { username: 'bench-user', email: 'bench-user@example.test' });
+    await admin('/v1/grants', { user: 'bench-user', agent: agent.id, scopes: ['a'], purpose: 'benchmark' });
+    const subjectToken = await new SignJWT({ email: 'bench-user@example.test' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'idp' })
+      .setIssuer(IDP)
+      .setAudience('warden')
+      .setSubject('bench-user')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(idpKeys.privateKey);
+    const exchange = () =>
+      request({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: subjectToken,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        scope: 'a',
+      });
     const introspect = async (): Promise<void> => {
       const res = await post(
         `${issuer}/token/introspection`,
@@ -324,6 +351,7 @@ export async function startTokenBench(): Promise<TokenBench> {
       issuer,
       issue,
       introspect,
+      exchange,
       failures: () => failures,
       resetFailures: () => {
         failures = 0;
@@ -348,6 +376,8 @@ export async function run(): Promise<void> {
     const half = Math.max(1, Math.floor(issuance.rate / 2));
     const atHalf = await paced(PACED_MS, half, bench.issue);
     const introspection = await load(INTROSPECT_MS, CONCURRENCY, bench.introspect);
+    await load(300, 4, bench.exchange);
+    const exchange = await load(EXCHANGE_MS, CONCURRENCY, bench.exchange);
     const ceiling = await cryptoCeiling(CEILING_MS);
     const f = (n: number) => n.toFixed(0);
     const ms = (n: number) => n.toFixed(2);
@@ -360,6 +390,7 @@ export async function run(): Promise<void> {
         `  paced         ${TARGET_RATE} tokens/s offered for 1 s: ${f(atTarget.rate)} done/s; p50 ${ms(atTarget.p50)} ms, p99 ${ms(atTarget.p99)} ms`,
         `  paced         ${half} tokens/s offered (half the maximum): ${f(atHalf.rate)} done/s; p50 ${ms(atHalf.p50)} ms, p99 ${ms(atHalf.p99)} ms`,
         `  introspection ${f(introspection.rate)} /s at concurrency ${CONCURRENCY} (each with a fresh private_key_jwt); p50 ${ms(introspection.p50)} ms, p99 ${ms(introspection.p99)} ms; CPU ${ms(introspection.cpuMs / introspection.count)} ms/op`,
+        `  exchange      ${f(exchange.rate)} tokens/s at concurrency ${CONCURRENCY} (RFC 8693, external IdP ES256 subject token + grant lookup); p50 ${ms(exchange.p50)} ms, p99 ${ms(exchange.p99)} ms; exchange / issuance = ${(exchange.rate / issuance.rate).toFixed(2)}`,
         `  failures      ${bench.failures()}`,
         '',
       ].join('\n'),

@@ -63,7 +63,7 @@ export async function agentClientMetadata(
     client_name: agent.name,
     token_endpoint_auth_method: clientAuthMethod(required, state?.attestation),
     jwks: agent.jwks as AdapterPayload['jwks'],
-    grant_types: ['client_credentials'],
+    grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
     response_types: [],
     redirect_uris: [],
     dpop_bound_access_tokens: template.spec.require_dpop,

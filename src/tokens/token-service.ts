@@ -15,12 +15,22 @@ import type { AgentRegistry } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
 import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
+import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
+import {
+  createGrant,
+  type DelegationUsers,
+  type GrantAdminDeps,
+  type GrantRequest,
+  type GrantRevocation,
+  revokeGrant,
+} from './grant-admin.ts';
 import { IssuedTokens } from './issued-tokens.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { type ClaimKind, ReplayCache, ReplayClaims, ReplayDetectedError } from './replay-cache.ts';
 import { type RequestState, requestState, withRequestState } from './request-state.ts';
 import { sharedSecret } from './server-secrets.ts';
 import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
+import { loadGrantHelpers, TOKEN_EXCHANGE_GRANT, TokenExchange } from './token-exchange.ts';
 
 type OidcProviderModule = typeof import('oidc-provider');
 let oidcProviderModule: OidcProviderModule | undefined;
@@ -64,6 +74,8 @@ export interface TokenServiceOptions {
   logger: Logger;
   auditor: Auditor;
   agents: AgentRegistry;
+  /** The users delegation grants and token exchange are about. */
+  users: DelegationUsers;
 }
 
 /** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
@@ -82,8 +94,11 @@ export class TokenService {
   readonly replay: ReplayCache;
   readonly keys: SigningKeyStore;
   readonly attestation: ClientAttestation;
+  /** What users delegated to agents: the ceiling of token exchange. */
+  readonly grants: DelegationGrants;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
+  readonly #exchange: TokenExchange;
   readonly #touched = new Map<string, number>();
   readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
   #nonceSecret: Buffer = Buffer.alloc(0);
@@ -104,6 +119,17 @@ export class TokenService {
     this.issued = new IssuedTokens(opts.store, opts.clock);
     this.replay = new ReplayCache(opts.store, opts.clock);
     this.keys = new SigningKeyStore(opts.store, opts.keyring, opts.clock);
+    this.grants = new DelegationGrants(opts.store, opts.clock);
+    this.#exchange = new TokenExchange({
+      issuer: opts.issuer,
+      resources: this.resources,
+      config: opts.config,
+      grants: this.grants,
+      issued: this.issued,
+      users: opts.users,
+      clock: opts.clock,
+      activeClaims: (token) => this.#activeClaims(token),
+    });
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
     this.attestation = new ClientAttestation({
       agents: opts.agents,
@@ -116,6 +142,7 @@ export class TokenService {
   static async create(opts: TokenServiceOptions): Promise<TokenService> {
     const service = new TokenService(opts);
     service.#lib = await loadOidcProvider();
+    await loadGrantHelpers();
     service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
     service.#challengeSecret = await sharedSecret(
       opts.store,
@@ -179,6 +206,41 @@ export class TokenService {
     return kid;
   }
 
+  /**
+   * Creates a delegation grant (audited `delegation.grant_created`): scopes within the agent
+   * template's `allowed_scopes`, resources among the configured ones, the user active.
+   */
+  createGrant(input: GrantRequest, actor: AuditActor, request?: AuditRequestMeta): Promise<DelegationGrant> {
+    return createGrant(this.#grantDeps(), input, actor, request);
+  }
+
+  /**
+   * Revokes a grant and every access token issued under it (or derived from one) in one
+   * transaction; each token id is published on `tokens.revoked`, so introspection and the gateway
+   * refuse them at once. Audited `delegation.grant_revoked`.
+   */
+  revokeGrant(
+    id: string,
+    actor: AuditActor,
+    request?: AuditRequestMeta,
+    reason?: string,
+  ): Promise<GrantRevocation> {
+    return revokeGrant(this.#grantDeps(), id, actor, request, reason);
+  }
+
+  #grantDeps(): GrantAdminDeps {
+    const { auditor, clock, agents, users } = this.#opts;
+    return {
+      grants: this.grants,
+      issued: this.issued,
+      auditor,
+      clock,
+      agents,
+      users,
+      resources: this.resources,
+    };
+  }
+
   /** Rotates when the active key is older than the configured interval (every node may call it). */
   async rotateKeysIfDue(): Promise<string | undefined> {
     const interval = this.#opts.config.keyRotationSeconds * 1000;
@@ -235,7 +297,7 @@ export class TokenService {
       adapter: adapterFor(agents),
       clients: [],
       clientDefaults: {
-        grant_types: ['client_credentials'],
+        grant_types: ['client_credentials', TOKEN_EXCHANGE_GRANT],
         response_types: [],
         token_endpoint_auth_method: 'private_key_jwt',
         id_token_signed_response_alg: signer.alg,
@@ -325,6 +387,9 @@ export class TokenService {
         ClientCredentials: (_ctx, _token, client) =>
           this.attestation.lifetime(requestTemplate(client as unknown as Record<string, unknown>).lifetime),
       },
+      formats: {
+        customizers: { jwt: async (_ctx, token, jwt) => this.#exchange.customize(token, jwt) },
+      },
       renderError: async (ctx, out) => {
         ctx.type = 'application/json';
         ctx.body = out;
@@ -335,6 +400,7 @@ export class TokenService {
     };
     const provider = new OidcProvider(this.issuer, configuration);
     provider.proxy = this.#opts.trustProxy;
+    this.#exchange.register(provider, errors, signer);
     // Single use across every node: one atomic claim in the store instead of find-then-save. At the
     // token endpoint the ids are only reserved here and written with the request's outcome (the
     // issued token's record, or the refusal), so a token costs one durable commit, not three.
@@ -460,6 +526,14 @@ export class TokenService {
     };
   }
 
+  /** The claims of an active Warden access token (introspection rules), else undefined. */
+  async #activeClaims(token: string): Promise<JWTPayload | undefined> {
+    const result = await this.introspect(token);
+    if (!result.active) return undefined;
+    const { active: _active, token_type: _type, ...claims } = result;
+    return claims as JWTPayload;
+  }
+
   /**
    * RFC 7009 for a Warden access token. Unknown or foreign-signed tokens are a successful no-op;
    * a token issued to another client is refused.
@@ -546,18 +620,34 @@ export class TokenService {
       templateVersion: claims.agent_template.version,
       issuedAt: (claims.iat as number) * 1000,
       expiresAt: (claims.exp as number) * 1000,
+      grantId: state.exchange?.grantId ?? null,
+      grantChain: state.exchange?.grantChain,
     };
     const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';
+    const exchange = state.exchange;
     try {
       await this.#opts.auditor.transact(
         async (tx) => {
           await this.replay.write(tx, state.claims as ReplayClaims, true);
+          // A grant revoked while this token was being minted must not leave it alive.
+          if (exchange)
+            await assertGrantsActive(this.grants, exchange.grantChain, tx, this.#opts.clock.now());
           await this.issued.record(tx, record);
           await this.attestation.persist(tx, state, record.clientId);
         },
         () => ({
           type: 'token.issued',
-          actor: { type: 'agent', id: record.clientId, name: state.agentName },
+          actor: {
+            type: 'agent',
+            id: record.clientId,
+            name: state.agentName,
+            ...(exchange
+              ? {
+                  on_behalf_of: { type: 'user' as const, id: exchange.userId },
+                  chain: exchange.actors.map((id) => ({ type: 'agent' as const, id })),
+                }
+              : {}),
+          },
           action: 'oauth.token',
           resource: { type: 'access_token', id: record.jti },
           outcome: 'success',
@@ -578,6 +668,17 @@ export class TokenService {
             template_version: record.templateVersion,
             exp: claims.exp,
             ...this.attestation.auditDetails(state),
+            ...(exchange
+              ? {
+                  grant_id: exchange.grantId,
+                  grant_chain: exchange.grantChain,
+                  subject: exchange.userId,
+                  subject_issuer: exchange.subjectIssuer,
+                  subject_token_type: exchange.subjectTokenType,
+                  act: exchange.act,
+                  delegation_depth: exchange.actors.length,
+                }
+              : {}),
           },
         }),
       );
@@ -588,6 +689,14 @@ export class TokenService {
         // did win are spent with the refusal.
         replayRefusal(ctx, e);
         await this.#recordRefusal(ctx, state, started, 'replay_detected');
+        return;
+      }
+      if (e instanceof GrantNoLongerActive) {
+        state.refusal = 'grant_revoked_during_issuance';
+        ctx.status = 400;
+        ctx.type = 'application/json';
+        ctx.body = { error: 'invalid_grant', error_description: 'the delegation grant is no longer active' };
+        await this.#recordRefusal(ctx, state, started);
         return;
       }
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
@@ -687,6 +796,20 @@ export class TokenService {
 }
 
 const SYSTEM: AuditActor = { type: 'system', id: 'tokens' };
+
+class GrantNoLongerActive extends Error {}
+
+async function assertGrantsActive(
+  grants: DelegationGrants,
+  ids: string[],
+  tx: Parameters<DelegationGrants['revoke']>[0],
+  now: number,
+): Promise<void> {
+  for (const id of ids) {
+    const grant = await grants.find(id, tx, { lock: true });
+    if (!grant || !isGrantActive(grant, now)) throw new GrantNoLongerActive(id);
+  }
+}
 
 function rotationEvent(
   kid: string,
