@@ -228,6 +228,26 @@ export class TokenService {
     return revokeGrant(this.#grantDeps(), id, actor, request, reason);
   }
 
+  /**
+   * Revokes every grant of a user that is still in force (and so every token under them), e.g.
+   * when the user is disabled: nothing an agent holds for them outlives their account.
+   * @returns the revocations, one per grant.
+   */
+  async revokeUserGrants(
+    userId: string,
+    actor: AuditActor,
+    request?: AuditRequestMeta,
+    reason = 'user disabled',
+  ): Promise<GrantRevocation[]> {
+    const done: GrantRevocation[] = [];
+    for (let cursor: string | undefined; ; ) {
+      const page = await this.grants.list({ userId, cursor, limit: 200 });
+      for (const grant of page.items) done.push(await this.revokeGrant(grant.id, actor, request, reason));
+      if (!page.next_cursor) return done;
+      cursor = page.next_cursor;
+    }
+  }
+
   #grantDeps(): GrantAdminDeps {
     const { auditor, clock, agents, users } = this.#opts;
     return {

@@ -176,6 +176,39 @@ describe('delegation grants API', async () => {
     assert.equal((await s.call('GET', `/v1/grants/${randomUUID()}`)).status, 404);
   });
 
+  it('revokes every grant of a user who is disabled, and the tokens exchanged under them', async () => {
+    const carol = await userToken('carol', 'approver');
+    const grants = [];
+    for (const scope of ['tickets.read', 'tickets.write']) {
+      const g = await s.call('POST', '/v1/grants', {
+        user: 'carol',
+        agent: agent.id,
+        scopes: [scope],
+        purpose: `carol ${scope}`,
+      });
+      assert.equal(g.status, 201, JSON.stringify(g.body));
+      grants.push(g.body.id as string);
+    }
+    const exchanged = await exchangeToken(s, agent, {
+      subject_token: await idToken('carol'),
+      subject_token_type: JWT_TYPE,
+      scope: 'tickets.read',
+    });
+    assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
+    assert.equal((await s.warden.tokens.introspect(exchanged.body.access_token)).active, true);
+
+    const disabled = await s.call('PATCH', `/v1/users/${carol.id}`, { status: 'disabled' });
+    assert.equal(disabled.status, 200, JSON.stringify(disabled.body));
+    assert.deepEqual(await s.warden.tokens.introspect(exchanged.body.access_token), { active: false });
+    for (const id of grants) {
+      const shown = await s.call('GET', `/v1/grants/${id}`);
+      assert.equal(shown.body.active, false);
+      assert.equal(shown.body.revoke_reason, 'user disabled');
+    }
+    // Other users' grants are untouched.
+    assert.ok((await s.call('GET', `/v1/grants?user_id=${alice.id}`)).body.items.length > 0);
+  });
+
   it('documents the grant routes in the OpenAPI document', async () => {
     const doc = (await s.call('GET', '/openapi.json', undefined, null)).body;
     for (const path of [

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  actorOf,
   agentCreateSchema,
   agentListQuerySchema,
   agentSchema,
@@ -79,7 +80,14 @@ export function identityRoutes(warden: Warden): AnyRoute[] {
       params: refParams,
       body: userUpdateSchema,
       response: { status: 200, schema: userSchema },
-      handler: ({ params, body, caller }) => users.update(params.ref, body, caller),
+      handler: async ({ params, body, caller }) => {
+        const user = await users.update(params.ref, body, caller);
+        // A disabled person's delegations end with their account, on every node at once.
+        if (user.status === 'disabled') {
+          await warden.tokens.revokeUserGrants(user.id, actorOf(caller), caller.request);
+        }
+        return user;
+      },
     }),
     defineRoute({
       method: 'GET',
