@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { isUuid, NotFoundError } from '../core/index.ts';
 import type { AgentRegistry } from '../identity/index.ts';
+import { PERSISTED_MODELS, type ProviderRecords } from './provider-records.ts';
 import { requestState } from './request-state.ts';
 
 /** Extra client metadata Warden attaches to an agent client; read back when issuing its tokens. */
@@ -10,6 +11,7 @@ export const CLIENT_EXTRA_PROPERTIES = [
   'warden_token_lifetime',
   'warden_agent_name',
   'warden_allowed_scopes',
+  'warden_delegation_max_seconds',
 ] as const;
 
 /**
@@ -50,14 +52,18 @@ export async function agentClientMetadata(
     }
     return undefined;
   }
+  // Only templates that allow delegation make an agent an authorization_code client; for the others
+  // the library answers a /auth request with unauthorized_client.
+  const delegation = template.spec.delegation?.allowed ? template.spec.delegation : undefined;
   return {
     client_id: agent.id,
     client_name: agent.name,
     token_endpoint_auth_method: 'private_key_jwt',
     jwks: agent.jwks as AdapterPayload['jwks'],
-    grant_types: ['client_credentials'],
-    response_types: [],
-    redirect_uris: [],
+    grant_types: delegation ? ['client_credentials', 'authorization_code'] : ['client_credentials'],
+    response_types: delegation ? ['code'] : [],
+    redirect_uris: delegation ? delegation.redirect_uris : [],
+    warden_delegation_max_seconds: delegation ? delegation.max_duration_seconds : 0,
     dpop_bound_access_tokens: template.spec.require_dpop,
     warden_template_id: template.template_id,
     warden_template_version: template.version,
@@ -67,36 +73,71 @@ export async function agentClientMetadata(
   } as AdapterPayload;
 }
 
+/** What the storage adapter answers from. */
+export interface AdapterDeps {
+  agents: AgentRegistry;
+  records: ProviderRecords;
+  /** The first-party console client's metadata (`warden-console`). */
+  consoleClient: AdapterPayload;
+  /**
+   * Called when an authorization code turns out to be consumed already at the moment of consuming
+   * it (a concurrent replay on another node): revokes what the grant issued; returns the error to throw.
+   */
+  codeReplayed: (grantId: string | undefined) => Promise<Error>;
+  /** Revokes the (JWT) access tokens issued under a grant: the library asks on code replay. */
+  revokeAccessTokens: (grantId: string) => Promise<void>;
+}
+
 /**
- * oidc-provider's storage adapter. `Client` is answered from the agent registry. Nothing else is
- * persisted by the flows Warden enables: client credentials tokens are JWTs the library never
- * stores, and single-use ids go to {@link ReplayCache} (ReplayDetection.unique is replaced). Any
- * other write would mean an unreviewed flow was reached, so it fails loudly instead of silently
- * keeping state in one process's memory.
+ * oidc-provider's storage adapter. `Client` is answered from the agent registry (and the console
+ * client); sessions, interactions, authorization codes and grants go to {@link ProviderRecords}.
+ * Client credentials tokens are JWTs the library never stores, and single-use ids go to
+ * {@link ReplayCache} (ReplayDetection.unique is replaced). Any other write would mean an
+ * unreviewed flow was reached, so it fails loudly instead of silently keeping state in one
+ * process's memory.
  */
-export function adapterFor(agents: AgentRegistry): new (name: string) => Adapter {
+export function adapterFor(deps: AdapterDeps): new (name: string) => Adapter {
+  const { agents, records, consoleClient } = deps;
   return class WardenAdapter implements Adapter {
     readonly #name: string;
     constructor(name: string) {
       this.#name = name;
     }
     async find(id: string): Promise<AdapterPayload | undefined> {
-      if (this.#name === 'Client') return agentClientMetadata(agents, id);
+      if (this.#name === 'Client') {
+        return id === consoleClient.client_id ? consoleClient : agentClientMetadata(agents, id);
+      }
+      if (PERSISTED_MODELS.has(this.#name)) return records.find(this.#name, id);
       return undefined;
     }
     async findByUserCode(): Promise<undefined> {
       return undefined;
     }
-    async findByUid(): Promise<undefined> {
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (PERSISTED_MODELS.has(this.#name)) return records.findByUid(this.#name, uid);
       return undefined;
     }
-    async upsert(): Promise<void> {
-      throw new Error(`oidc-provider tried to persist a ${this.#name}, which Warden does not enable`);
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (!PERSISTED_MODELS.has(this.#name)) {
+        throw new Error(`oidc-provider tried to persist a ${this.#name}, which Warden does not enable`);
+      }
+      await records.upsert(this.#name, id, payload, expiresIn);
     }
-    async consume(): Promise<void> {
-      throw new Error(`oidc-provider tried to consume a ${this.#name}, which Warden does not enable`);
+    async consume(id: string): Promise<void> {
+      if (this.#name !== 'AuthorizationCode') {
+        throw new Error(`oidc-provider tried to consume a ${this.#name}, which Warden does not enable`);
+      }
+      if (!(await records.consume(this.#name, id))) {
+        const code = await records.find(this.#name, id);
+        throw await deps.codeReplayed(typeof code?.grantId === 'string' ? code.grantId : undefined);
+      }
     }
-    async destroy(): Promise<void> {}
-    async revokeByGrantId(): Promise<void> {}
+    async destroy(id: string): Promise<void> {
+      if (PERSISTED_MODELS.has(this.#name)) await records.destroy(this.#name, id);
+    }
+    async revokeByGrantId(grantId: string): Promise<void> {
+      if (this.#name === 'AccessToken') await deps.revokeAccessTokens(grantId);
+      if (PERSISTED_MODELS.has(this.#name)) await records.revokeByGrantId(this.#name, grantId);
+    }
   };
 }

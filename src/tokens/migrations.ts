@@ -6,7 +6,9 @@ import type { Migration } from 'kysely';
  * - `oauth_secrets`: other server secrets shared by every node (the DPoP nonce secret), sealed;
  * - `oauth_replay`: single-use ids (client assertion `jti`, DPoP proof `jti`) across all nodes;
  * - `oauth_access_tokens`: one row per issued access token (by `jti`, never the token itself),
- *   the source of truth for introspection and revocation.
+ *   the source of truth for introspection and revocation;
+ * - `oauth_provider_records`: oidc-provider's sessions, interactions, authorization codes and
+ *   grants for the authorization_code flow (ids hashed, payloads sealed).
  */
 export const tokensMigrations: Record<string, Migration> = {
   '20261125T040000_tokens_init': {
@@ -67,6 +69,39 @@ export const tokensMigrations: Record<string, Migration> = {
       await db.schema.dropTable('oauth_replay').execute();
       await db.schema.dropTable('oauth_secrets').execute();
       await db.schema.dropTable('oauth_signing_keys').execute();
+    },
+  },
+  '20261126T030000_tokens_provider_records': {
+    async up(db) {
+      await db.schema
+        .createTable('oauth_provider_records')
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('id_hash', 'text', (c) => c.notNull())
+        .addColumn('payload_sealed', 'text', (c) => c.notNull())
+        .addColumn('uid_hash', 'text')
+        .addColumn('grant_id', 'text')
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('consumed_at', 'bigint')
+        .addPrimaryKeyConstraint('oauth_provider_records_pk', ['model', 'id_hash'])
+        .execute();
+      await db.schema
+        .createIndex('oauth_provider_records_uid')
+        .on('oauth_provider_records')
+        .columns(['model', 'uid_hash'])
+        .execute();
+      await db.schema
+        .createIndex('oauth_provider_records_grant')
+        .on('oauth_provider_records')
+        .column('grant_id')
+        .execute();
+      await db.schema
+        .createIndex('oauth_provider_records_expires')
+        .on('oauth_provider_records')
+        .column('expires_at')
+        .execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('oauth_provider_records').execute();
     },
   },
 };

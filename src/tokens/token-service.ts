@@ -11,9 +11,12 @@ import type { Configuration, KoaContextWithOIDC, default as Provider } from 'oid
 import type { AuditActor, AuditEventInput, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import type { Keyring } from '../core/index.ts';
 import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
-import type { AgentRegistry } from '../identity/index.ts';
+import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
+import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
+import { type ConsentedDelegation, Interactions } from './interactions.ts';
+import { ProviderRecords } from './provider-records.ts';
 import { IssuedTokens } from './issued-tokens.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { ReplayCache } from './replay-cache.ts';
@@ -50,6 +53,8 @@ const CLIENT_ALGS = [
 const ASSERTION_MAX_CHARS = 8 * 1024;
 const TOKEN_MAX_CHARS = 16 * 1024;
 const ROUTES = new Set(['token', 'introspection', 'revocation']);
+/** Authorization endpoint routes: a redirect carrying a code is audited as `authorization.code_issued`. */
+const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 const ACCESS_TOKEN_ALGS = ['ES256', 'EdDSA', 'RS256'];
 
 export interface TokenServiceOptions {
@@ -63,6 +68,11 @@ export interface TokenServiceOptions {
   logger: Logger;
   auditor: Auditor;
   agents: AgentRegistry;
+  /** People: the sign-in page checks passwords here; `findAccount` maps `sub` to a user. */
+  users: UserDirectory;
+  templates: TemplateRegistry;
+  /** The first-party console client (authorization_code + PKCE). */
+  console: WardenConfig['console'];
 }
 
 /** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
@@ -80,6 +90,10 @@ export class TokenService {
   readonly issued: IssuedTokens;
   readonly replay: ReplayCache;
   readonly keys: SigningKeyStore;
+  /** oidc-provider's sessions, interactions, codes and grants (the authorization_code flow). */
+  readonly records: ProviderRecords;
+  /** The sign-in and consent pages of the authorization_code flow. */
+  readonly interactions: Interactions;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
   readonly #touched = new Map<string, number>();
@@ -101,6 +115,19 @@ export class TokenService {
     this.issued = new IssuedTokens(opts.store, opts.clock);
     this.replay = new ReplayCache(opts.store, opts.clock);
     this.keys = new SigningKeyStore(opts.store, opts.keyring, opts.clock);
+    this.records = new ProviderRecords(opts.store, opts.keyring, opts.clock);
+    this.interactions = new Interactions({
+      provider: () => this.#provider,
+      users: opts.users,
+      agents: opts.agents,
+      templates: opts.templates,
+      auditor: opts.auditor,
+      clock: opts.clock,
+      logger: opts.logger,
+      secure: opts.issuer.startsWith('https:'),
+      trustProxy: opts.trustProxy,
+      grantDelegation: (d) => this.#grantDelegation(d),
+    });
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
   }
 
@@ -130,7 +157,9 @@ export class TokenService {
       service.#timers.push(t);
     };
     every(60_000, () => service.rotateKeysIfDue());
-    every(60_000, () => Promise.all([service.replay.purge(), service.issued.purge()]));
+    every(60_000, () =>
+      Promise.all([service.replay.purge(), service.issued.purge(), service.records.purge()]),
+    );
     return service;
   }
 
