@@ -32,6 +32,8 @@ export const AUDIT_EVENT_TYPES = {
   'token.signing_key_rotated': 'A new access token signing key became active.',
   'delegation.granted': 'A user delegated bounded rights to an agent.',
   'delegation.revoked': 'A delegation grant was revoked.',
+  'delegation.grant_created': 'A delegation grant (user to agent, bounded scopes) was created.',
+  'delegation.grant_revoked': 'A delegation grant was revoked with every token issued under it.',
   'policy.decision': 'An authorization decision was made.',
   'policy.changed': 'A policy set version was created, activated or rolled back.',
   'tool.call': 'An agent called a tool through the gateway.',

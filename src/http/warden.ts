@@ -169,6 +169,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       logger: logger.child({ component: 'tokens' }),
       auditor: ledger,
       agents: identity.agents,
+      users: identity.users,
     });
     const policy = {
       admin: new PolicyAdmin({ store, auditor: ledger, clock }),

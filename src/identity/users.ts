@@ -129,6 +129,20 @@ export class UserDirectory {
     return toUser(await this.#row(ref));
   }
 
+  /**
+   * Users whose email matches (case-insensitively), for mapping a federated identity by email.
+   * Emails are not unique: callers must refuse an ambiguous answer.
+   */
+  async findByEmail(email: string): Promise<User[]> {
+    const rows = (await this.#db
+      .selectFrom('users')
+      .selectAll()
+      .where((eb) => eb(eb.fn('lower', ['email']), '=', email.toLowerCase()))
+      .limit(2)
+      .execute()) as UserRow[];
+    return rows.map(toUser);
+  }
+
   async list(query: z.infer<typeof userListQuerySchema>): Promise<Page<User>> {
     let q = this.#db
       .selectFrom('users')

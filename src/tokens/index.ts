@@ -1,4 +1,18 @@
-export { type IssuedToken, IssuedTokens } from './issued-tokens.ts';
+export {
+  type DelegationGrant,
+  type DelegationGrantInput,
+  type DelegationGrantQuery,
+  type DelegationGrantSource,
+  DelegationGrants,
+  isGrantActive,
+} from './delegation-grants.ts';
+export {
+  type DelegationUsers,
+  type GrantRequest,
+  type GrantRevocation,
+  MAX_GRANT_LIFETIME_MS,
+} from './grant-admin.ts';
+export { type IssuedToken, type IssuedTokenRecord, IssuedTokens } from './issued-tokens.ts';
 export { tokensMigrations } from './migrations.ts';
 export { RateLimiter } from './rate-limiter.ts';
 export { ReplayCache } from './replay-cache.ts';

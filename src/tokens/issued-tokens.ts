@@ -16,7 +16,19 @@ export interface IssuedToken {
   issuedAt: number;
   expiresAt: number;
   revokedAt: number | null;
+  /** The delegation grant a token-exchange token was issued under; null for the agent's own tokens. */
+  grantId: string | null;
 }
+
+/** What {@link IssuedTokens.record} takes. */
+export type IssuedTokenRecord = Omit<IssuedToken, 'revokedAt' | 'grantId'> & {
+  grantId?: string | null | undefined;
+  /**
+   * Every grant the token depends on: its own and those of the delegated tokens it was derived
+   * from (nested exchange). Revoking any of them revokes the token.
+   */
+  grantChain?: string[] | undefined;
+};
 
 type Row = {
   jti: string;
@@ -32,6 +44,7 @@ type Row = {
   expires_at: number;
   revoked_at: number | null;
   revoked_reason: string | null;
+  grant_id: string | null;
 };
 
 function fromRow(row: Row): IssuedToken {
@@ -48,6 +61,7 @@ function fromRow(row: Row): IssuedToken {
     issuedAt: Number(row.issued_at),
     expiresAt: Number(row.expires_at),
     revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+    grantId: row.grant_id ?? null,
   };
 }
 
@@ -62,7 +76,7 @@ export class IssuedTokens {
   }
 
   /** Records an issued token (inside the caller's transaction, next to its audit event). */
-  async record(tx: Kysely<any>, token: Omit<IssuedToken, 'revokedAt'>): Promise<void> {
+  async record(tx: Kysely<any>, token: IssuedTokenRecord): Promise<void> {
     await tx
       .insertInto('oauth_access_tokens')
       .values({
@@ -79,8 +93,36 @@ export class IssuedTokens {
         expires_at: token.expiresAt,
         revoked_at: null,
         revoked_reason: null,
+        grant_id: token.grantId ?? null,
       })
       .execute();
+    const grants = new Set([...(token.grantChain ?? []), ...(token.grantId ? [token.grantId] : [])]);
+    if (grants.size > 0) {
+      await tx
+        .insertInto('oauth_access_token_grants')
+        .values([...grants].map((g) => ({ grant_id: g, jti: token.jti, expires_at: token.expiresAt })))
+        .execute();
+    }
+  }
+
+  /**
+   * Revokes, inside `tx`, every unexpired token that depends on a grant (issued under it or derived
+   * from such a token), publishing each on `tokens.revoked` like {@link revoke}.
+   * @returns the ids of the tokens this call revoked.
+   */
+  async revokeByGrant(tx: Kysely<any>, grantId: string, reason: string): Promise<string[]> {
+    const now = this.#clock.now();
+    const rows = (await tx
+      .selectFrom('oauth_access_token_grants as g')
+      .innerJoin('oauth_access_tokens as t', 't.jti', 'g.jti')
+      .select('t.jti as jti')
+      .where('g.grant_id', '=', grantId)
+      .where('t.revoked_at', 'is', null)
+      .where('t.expires_at', '>', now)
+      .execute()) as { jti: string }[];
+    const revoked: string[] = [];
+    for (const { jti } of rows) if (await this.revoke(tx, jti, reason)) revoked.push(jti);
+    return revoked;
   }
 
   async find(jti: string): Promise<IssuedToken | undefined> {
@@ -110,9 +152,11 @@ export class IssuedTokens {
 
   /** Deletes records of tokens that expired more than `graceMs` ago. @returns how many. */
   async purge(graceMs = 24 * 3600 * 1000): Promise<number> {
+    const before = this.#clock.now() - graceMs;
+    await this.#store.db.deleteFrom('oauth_access_token_grants').where('expires_at', '<', before).execute();
     const result = await this.#store.db
       .deleteFrom('oauth_access_tokens')
-      .where('expires_at', '<', this.#clock.now() - graceMs)
+      .where('expires_at', '<', before)
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   }

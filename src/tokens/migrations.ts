@@ -7,6 +7,10 @@ import type { Migration } from 'kysely';
  * - `oauth_replay`: single-use ids (client assertion `jti`, DPoP proof `jti`) across all nodes;
  * - `oauth_access_tokens`: one row per issued access token (by `jti`, never the token itself),
  *   the source of truth for introspection and revocation;
+ * - `oauth_delegation_grants`: what a user delegated to an agent (scopes, resources, purpose,
+ *   expiry), the ceiling of every token exchanged on their behalf;
+ * - `oauth_access_token_grants`: every grant a delegated token depends on (its own and, for a
+ *   nested exchange, those of the tokens it was derived from), so revoking one grant finds them all;
  * - `oauth_provider_records`: oidc-provider's sessions, interactions, authorization codes and
  *   grants for the authorization_code flow (ids hashed, payloads sealed).
  */
@@ -71,7 +75,59 @@ export const tokensMigrations: Record<string, Migration> = {
       await db.schema.dropTable('oauth_signing_keys').execute();
     },
   },
-  '20261126T030000_tokens_provider_records': {
+  '20261126T030000_tokens_delegation_grants': {
+    async up(db) {
+      await db.schema
+        .createTable('oauth_delegation_grants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        /** JSON array of scope tokens. */
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        /** JSON array of resource indicators; empty = any configured resource. */
+        .addColumn('resources', 'text', (c) => c.notNull())
+        .addColumn('purpose', 'text', (c) => c.notNull())
+        /** JSON array (RFC 9396) or null. */
+        .addColumn('authorization_details', 'text')
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('revoked_by', 'text')
+        .addColumn('revoke_reason', 'text')
+        .execute();
+      await db.schema
+        .createIndex('oauth_delegation_grants_user_agent')
+        .on('oauth_delegation_grants')
+        .columns(['user_id', 'agent_id'])
+        .execute();
+      await db.schema
+        .createIndex('oauth_delegation_grants_agent')
+        .on('oauth_delegation_grants')
+        .column('agent_id')
+        .execute();
+      await db.schema.alterTable('oauth_access_tokens').addColumn('grant_id', 'text').execute();
+      await db.schema
+        .createTable('oauth_access_token_grants')
+        .addColumn('grant_id', 'text', (c) => c.notNull())
+        .addColumn('jti', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('oauth_access_token_grants_pk', ['grant_id', 'jti'])
+        .execute();
+      await db.schema
+        .createIndex('oauth_access_token_grants_expires')
+        .on('oauth_access_token_grants')
+        .column('expires_at')
+        .execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('oauth_access_token_grants').execute();
+      await db.schema.alterTable('oauth_access_tokens').dropColumn('grant_id').execute();
+      await db.schema.dropTable('oauth_delegation_grants').execute();
+    },
+  },
+  '20261126T031000_tokens_provider_records': {
     async up(db) {
       await db.schema
         .createTable('oauth_provider_records')

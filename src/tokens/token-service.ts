@@ -17,6 +17,15 @@ import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
 import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
 import { type ConsentedDelegation, Interactions } from './interactions.ts';
 import { ProviderRecords } from './provider-records.ts';
+import { type DelegationGrant, DelegationGrants } from './delegation-grants.ts';
+import {
+  createGrant,
+  type DelegationUsers,
+  type GrantAdminDeps,
+  type GrantRequest,
+  type GrantRevocation,
+  revokeGrant,
+} from './grant-admin.ts';
 import { IssuedTokens } from './issued-tokens.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { ReplayCache } from './replay-cache.ts';
@@ -94,6 +103,8 @@ export class TokenService {
   readonly records: ProviderRecords;
   /** The sign-in and consent pages of the authorization_code flow. */
   readonly interactions: Interactions;
+  /** What users delegated to agents: the ceiling of token exchange. */
+  readonly grants: DelegationGrants;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
   readonly #touched = new Map<string, number>();
@@ -128,6 +139,7 @@ export class TokenService {
       trustProxy: opts.trustProxy,
       grantDelegation: (d) => this.#grantDelegation(d),
     });
+    this.grants = new DelegationGrants(opts.store, opts.clock);
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
   }
 
@@ -190,6 +202,41 @@ export class TokenService {
     );
     await this.reloadKeys();
     return kid;
+  }
+
+  /**
+   * Creates a delegation grant (audited `delegation.grant_created`): scopes within the agent
+   * template's `allowed_scopes`, resources among the configured ones, the user active.
+   */
+  createGrant(input: GrantRequest, actor: AuditActor, request?: AuditRequestMeta): Promise<DelegationGrant> {
+    return createGrant(this.#grantDeps(), input, actor, request);
+  }
+
+  /**
+   * Revokes a grant and every access token issued under it (or derived from one) in one
+   * transaction; each token id is published on `tokens.revoked`, so introspection and the gateway
+   * refuse them at once. Audited `delegation.grant_revoked`.
+   */
+  revokeGrant(
+    id: string,
+    actor: AuditActor,
+    request?: AuditRequestMeta,
+    reason?: string,
+  ): Promise<GrantRevocation> {
+    return revokeGrant(this.#grantDeps(), id, actor, request, reason);
+  }
+
+  #grantDeps(): GrantAdminDeps {
+    const { auditor, clock, agents, users } = this.#opts;
+    return {
+      grants: this.grants,
+      issued: this.issued,
+      auditor,
+      clock,
+      agents,
+      users,
+      resources: this.resources,
+    };
   }
 
   /** Rotates when the active key is older than the configured interval (every node may call it). */

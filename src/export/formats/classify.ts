@@ -130,6 +130,8 @@ export const CLASSIFICATION: Record<AuditEventType, Classification> = {
   'upstream.tool_withheld': { class: 'detection_finding', activity: 1 },
   'delegation.granted': { class: 'user_access', activity: 1 },
   'delegation.revoked': { class: 'user_access', activity: 2 },
+  'delegation.grant_created': { class: 'user_access', activity: 1 },
+  'delegation.grant_revoked': { class: 'user_access', activity: 2 },
   'policy.decision': { class: 'authorize_session', activity: 1 },
   'policy.changed': { class: 'entity_management', activity: 3 },
   'tool.call': { class: 'api_activity', activity: 99, otherName: 'Call' },
