@@ -84,6 +84,11 @@ export interface AdapterDeps {
    * it (a concurrent replay on another node): revokes what the grant issued; returns the error to throw.
    */
   codeReplayed: (grantId: string | undefined) => Promise<Error>;
+  /**
+   * Whether the Warden delegation grant of this id is active: false makes the library's Grant of
+   * the same id vanish (codes under it fail), undefined means no Warden grant (the console's).
+   */
+  delegationActive: (grantId: string) => Promise<boolean | undefined>;
   /** Revokes the (JWT) access tokens issued under a grant: the library asks on code replay. */
   revokeAccessTokens: (grantId: string) => Promise<void>;
 }
@@ -107,6 +112,7 @@ export function adapterFor(deps: AdapterDeps): new (name: string) => Adapter {
       if (this.#name === 'Client') {
         return id === consoleClient.client_id ? consoleClient : agentClientMetadata(agents, id);
       }
+      if (this.#name === 'Grant' && (await deps.delegationActive(id)) === false) return undefined;
       if (PERSISTED_MODELS.has(this.#name)) return records.find(this.#name, id);
       return undefined;
     }

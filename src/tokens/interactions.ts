@@ -115,7 +115,7 @@ export class Interactions {
         return this.#consoleConsent(details, req, res);
       }
       const view = await this.#consentView(details, csrf);
-      if ('error' in view) return view.error;
+      if ('refusal' in view) return view.refusal;
       return this.#page(200, renderConsentPage(view), [this.#csrfCookie(csrf)]);
     }
     return this.#page(400, renderInteractionError('Not supported', 'This sign-in step is not supported.'), []);
@@ -217,7 +217,7 @@ export class Interactions {
       });
       const csrf = randomToken(24);
       const view = await this.#consentView(details, csrf, message);
-      if ('error' in view) return view.error;
+      if ('refusal' in view) return view.refusal;
       return this.#page(status, renderConsentPage(view), [this.#csrfCookie(csrf)]);
     };
     if (!parsed.success) return refuse(400, 'invalid_request', 'The form was not complete.');
@@ -225,7 +225,7 @@ export class Interactions {
       return refuse(403, 'csrf_failed', 'The form did not come from this page; nothing was granted.');
     }
     const view = await this.#consentView(details, 'unused');
-    if ('error' in view) return view.error;
+    if ('refusal' in view) return view.refusal;
     if (parsed.data.decision === 'deny') {
       await this.#audit({
         type: 'authorization.consent_denied',
@@ -319,21 +319,21 @@ export class Interactions {
     details: Details,
     csrf: string,
     error?: string,
-  ): Promise<ConsentView | { error: InteractionResponse }> {
+  ): Promise<ConsentView | { refusal: InteractionResponse }> {
     const clientId = String(details.params.client_id);
     const userId = String(details.session?.accountId ?? '');
     let resolved: Awaited<ReturnType<AgentRegistry['resolve']>>;
     try {
       resolved = await this.#deps.agents.resolve(clientId);
     } catch (e) {
-      if (e instanceof NotFoundError) return { error: this.#expired() };
+      if (e instanceof NotFoundError) return { refusal: this.#expired() };
       throw e;
     }
     const { agent, provider, template } = resolved;
     const delegation = template.spec.delegation;
     if (!resolved.usable || !delegation?.allowed) {
       return {
-        error: this.#page(
+        refusal: this.#page(
           403,
           renderInteractionError('Not allowed', 'This agent may not ask for delegated access.'),
           [],

@@ -7,17 +7,17 @@ import {
   type JWTPayload,
   jwtVerify,
 } from 'jose';
-import type { Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
+import type { Account, Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
 import type { AuditActor, AuditEventInput, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import type { Keyring } from '../core/index.ts';
-import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
+import { type Clock, isUuid, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
 import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
 import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
 import { type ConsentedDelegation, Interactions } from './interactions.ts';
 import { ProviderRecords } from './provider-records.ts';
-import { type DelegationGrant, DelegationGrants } from './delegation-grants.ts';
+import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import {
   createGrant,
   type DelegationUsers,
@@ -291,8 +291,25 @@ export class TokenService {
     const { default: OidcProvider, errors } = this.#lib;
     const signer = keys[0] as SigningKey;
     const resources = new Set(this.resources);
+    const consoleCfg = this.#opts.console;
+    const consoleClient = consoleClientMetadata(
+      consoleCfg.redirectUris.length > 0 ? consoleCfg.redirectUris : defaultConsoleRedirectUris(this.issuer),
+    );
     const configuration: Configuration = {
-      adapter: adapterFor(agents),
+      adapter: adapterFor({
+        agents,
+        records: this.records,
+        consoleClient,
+        delegationActive: async (grantId) => {
+          const grant = await this.grants.find(grantId);
+          return grant ? isGrantActive(grant, this.#opts.clock.now()) : undefined;
+        },
+        codeReplayed: async (grantId) => {
+          if (grantId) await this.#codeReplayed(grantId);
+          return new errors.InvalidGrant('authorization code already consumed');
+        },
+        revokeAccessTokens: (grantId) => this.#codeReplayed(grantId),
+      }),
       clients: [],
       clientDefaults: {
         grant_types: ['client_credentials'],
@@ -300,17 +317,40 @@ export class TokenService {
         token_endpoint_auth_method: 'private_key_jwt',
         id_token_signed_response_alg: signer.alg,
       },
-      clientAuthMethods: ['private_key_jwt'],
+      // `none` is for the console alone (a public client; PKCE binds its codes); agents keep
+      // private_key_jwt, which their metadata names.
+      clientAuthMethods: ['private_key_jwt', 'none'],
       enabledJWA: {
         clientAuthSigningAlgValues: CLIENT_ALGS as never,
         dPoPSigningAlgValues: CLIENT_ALGS as never,
       },
       jwks: { keys: keys.map((k) => k.privateJwk) as never },
       clockTolerance: 5,
-      scopes: [],
-      claims: {},
-      responseTypes: ['none'],
-      findAccount: async () => undefined,
+      scopes: ['openid', 'profile', 'email'],
+      claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'] },
+      responseTypes: ['code'],
+      // PKCE for every authorization_code client, S256 only (9.x knows no other method).
+      pkce: { required: () => true },
+      interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+      extraParams: {
+        // Why an agent asks (shown on the consent screen, kept on the delegation grant).
+        purpose: async (ctx, value, client) => {
+          if (ctx.oidc.route !== 'authorization' || !client || client.clientId === CONSOLE_CLIENT_ID) return;
+          if (typeof value !== 'string' || value.trim().length === 0 || value.length > 500) {
+            throw new errors.InvalidRequest('purpose is required (1 to 500 characters) when an agent asks for delegation');
+          }
+        },
+      },
+      loadExistingGrant: async (ctx) => {
+        const client = ctx.oidc.client;
+        const consented = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId;
+        // An agent gets a fresh consent (and a new delegation grant) every time it asks; only the
+        // console reuses the grant of the person's session.
+        const id =
+          consented ?? (client?.clientId === CONSOLE_CLIENT_ID ? ctx.oidc.session?.grantIdFor(client.clientId) : undefined);
+        return id ? ctx.oidc.provider.Grant.find(id) : undefined;
+      },
+      findAccount: async (_ctx, sub) => this.#findAccount(sub),
       issueRefreshToken: async () => false,
       cookies: { keys: [this.#nonceSecret.toString('base64url')] },
       features: {
@@ -328,9 +368,22 @@ export class TokenService {
         },
         resourceIndicators: {
           enabled: true,
-          defaultResource: async () => this.resources[0] as string,
+          defaultResource: async (_ctx, client) =>
+            client?.clientId === CONSOLE_CLIENT_ID ? this.issuer : (this.resources[0] as string),
           useGrantedResource: async () => false,
           getResourceServerInfo: async (ctx, resource, client) => {
+            if (client?.clientId === CONSOLE_CLIENT_ID) {
+              // The console's user tokens are for Warden itself (its API, and as RFC 8693 subject
+              // tokens); they carry no scope of any agent resource.
+              if (resource !== this.issuer) throw new errors.InvalidTarget();
+              return {
+                audience: resource,
+                scope: '',
+                accessTokenTTL: consoleCfg.accessTokenLifetimeSeconds,
+                accessTokenFormat: 'jwt',
+                jwt: { sign: { alg: signer.alg, kid: signer.kid } },
+              };
+            }
             if (!resources.has(resource)) throw new errors.InvalidTarget();
             const extra = client as unknown as Record<string, unknown>;
             const template = requestTemplate(extra);
@@ -346,10 +399,13 @@ export class TokenService {
                 requested.join(' '),
               );
             }
+            // A delegated token never outlives the grant it was issued under.
+            const grantExp = (ctx.oidc.entities?.Grant as { exp?: number } | undefined)?.exp;
+            const grantLeft = grantExp ? grantExp - Math.floor(this.#opts.clock.now() / 1000) : Infinity;
             return {
               audience: resource,
               scope: template.allowedScopes.join(' '),
-              accessTokenTTL: template.lifetime,
+              accessTokenTTL: Math.max(1, Math.min(template.lifetime, grantLeft)),
               accessTokenFormat: 'jwt',
               jwt: { sign: { alg: signer.alg, kid: signer.kid } },
             };
@@ -360,10 +416,23 @@ export class TokenService {
         properties: [...CLIENT_EXTRA_PROPERTIES],
       },
       extraTokenClaims: async (_ctx, token) => {
-        const client = (token as unknown as { client?: Record<string, unknown> }).client;
-        if (!client) return undefined;
+        const { client, accountId, grantId, gty } = token as unknown as {
+          client?: Record<string, unknown>;
+          accountId?: string;
+          grantId?: string;
+          gty?: string;
+        };
+        if (!client || client.clientId === CONSOLE_CLIENT_ID) return undefined;
         const template = requestTemplate(client);
-        return { agent_template: { id: template.id, version: template.version } };
+        const claims: Record<string, unknown> = {
+          agent_template: { id: template.id, version: template.version },
+        };
+        // Delegated (authorization_code): sub is the person, the agent acts for them (RFC 8693 act).
+        if (gty === 'authorization_code' && accountId) {
+          claims.act = { sub: client.clientId };
+          if (grantId) claims.grant_id = grantId;
+        }
+        return claims;
       },
       assertJwtClientAuthClaimsAndHeader: async (ctx, claims, _header, client) => {
         // RFC 7523bis: the audience is the issuer identifier, alone; endpoint URLs are refused.
@@ -384,6 +453,12 @@ export class TokenService {
         }
       },
       ttl: {
+        AuthorizationCode: 60,
+        Interaction: 600,
+        Session: 8 * 3600,
+        // The console's grant lives as long as a session; an agent's is set from the duration the
+        // person chose on the consent screen.
+        Grant: 8 * 3600,
         ClientCredentials: (_ctx, _token, client) =>
           requestTemplate(client as unknown as Record<string, unknown>).lifetime,
       },
@@ -401,7 +476,13 @@ export class TokenService {
     Object.defineProperty(provider.ReplayDetection, 'unique', {
       value: (iss: string, jti: string, exp: number) => this.replay.claim(iss, jti, exp),
     });
-    for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'server_error'] as const) {
+    for (const event of [
+      'grant.error',
+      'introspection.error',
+      'revocation.error',
+      'authorization.error',
+      'server_error',
+    ] as const) {
       provider.on(event as 'grant.error', (ctx: KoaContextWithOIDC, err: Error) => {
         this.#errors.set(ctx, err as Error & Record<string, unknown>);
         if (event === 'server_error') {
@@ -420,10 +501,144 @@ export class TokenService {
       }
       await withRequestState(state, next);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
+      if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {
+        await this.#afterAuthorization(ctx as KoaContextWithOIDC, started);
+        return;
+      }
       if (!oidc || !ROUTES.has(oidc.route)) return;
       await this.#after(ctx as KoaContextWithOIDC, state, started);
     });
     return provider;
+  }
+
+  /**
+   * Audits the authorization endpoint: a redirect carrying a code is `authorization.code_issued`
+   * (actor the person, for the client), a refused request `token.refused` (`oauth.authorize`).
+   * Redirects into the sign-in and consent pages are steps, not outcomes.
+   */
+  async #afterAuthorization(ctx: KoaContextWithOIDC, started: number): Promise<void> {
+    const error = this.#errors.get(ctx);
+    const code = ctx.oidc.entities?.AuthorizationCode as
+      | {
+          accountId?: string;
+          clientId?: string;
+          grantId?: string;
+          scope?: string;
+          resource?: string | string[];
+          codeChallengeMethod?: string;
+        }
+      | undefined;
+    const event: AuditEventInput | undefined =
+      code && !error
+        ? {
+            type: 'authorization.code_issued',
+            actor: { type: 'user', id: String(code.accountId) },
+            action: 'oauth.authorize',
+            resource: { type: 'client', id: String(code.clientId) },
+            outcome: 'success',
+            request: requestMeta(ctx),
+            latency_ms: Math.round(performance.now() - started),
+            details: {
+              client_id: code.clientId,
+              scope: code.scope,
+              resource: code.resource,
+              grant_id: code.grantId,
+              code_challenge_method: code.codeChallengeMethod,
+              delegated: code.clientId !== CONSOLE_CLIENT_ID,
+            },
+          }
+        : error
+          ? {
+              type: 'token.refused',
+              actor: ctx.oidc.session?.accountId
+                ? { type: 'user', id: ctx.oidc.session.accountId }
+                : { type: 'anonymous', id: clientIdOf(ctx) ?? 'unknown' },
+              action: 'oauth.authorize',
+              outcome: 'denied',
+              error_code: String(error.error ?? 'server_error'),
+              request: requestMeta(ctx),
+              latency_ms: Math.round(performance.now() - started),
+              details: {
+                client_id: clientIdOf(ctx),
+                reason:
+                  typeof error.error_detail === 'string'
+                    ? error.error_detail
+                    : typeof error.error_description === 'string'
+                      ? error.error_description
+                      : undefined,
+              },
+            }
+          : undefined;
+    if (!event) return;
+    await this.#opts.auditor
+      .record(event)
+      .catch((e: unknown) =>
+        this.#opts.logger.error({ err: { message: (e as Error).message } }, 'authorization could not be audited'),
+      );
+  }
+
+  /** A person's claims for `findAccount`: `sub` is the user id; disabled or unknown users are none. */
+  async #findAccount(sub: string): Promise<Account | undefined> {
+    if (!isUuid(sub)) return undefined;
+    let user: Awaited<ReturnType<UserDirectory['get']>>;
+    try {
+      user = await this.#opts.users.get(sub);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+    if (user.status !== 'active') return undefined;
+    return {
+      accountId: user.id,
+      claims: async () => ({
+        sub: user.id,
+        preferred_username: user.username,
+        ...(user.display_name ? { name: user.display_name } : {}),
+        ...(user.email ? { email: user.email } : {}),
+      }),
+    };
+  }
+
+  /** The consent screen's approval: a Warden delegation grant (source `consent`), audited. */
+  async #grantDelegation(d: ConsentedDelegation): Promise<string> {
+    const grant = await this.createGrant(
+      {
+        userId: d.userId,
+        agentId: d.agentId,
+        scopes: d.scopes,
+        resources: [d.resource],
+        purpose: d.purpose,
+        source: 'consent',
+        expiresAt: d.expiresAt,
+      },
+      { type: 'user', id: d.userId, name: d.username },
+      d.request,
+    );
+    return grant.id;
+  }
+
+  /**
+   * A code was used twice (RFC 6749 §4.1.2): every token issued under its grant is revoked, and a
+   * delegation grant with it (a leaked code means the grant can no longer be trusted).
+   */
+  async #codeReplayed(grantId: string): Promise<void> {
+    const delegation = await this.grants.find(grantId);
+    if (delegation) {
+      await this.revokeGrant(grantId, SYSTEM, undefined, 'authorization code replayed');
+    } else {
+      await this.#opts.auditor.transact(
+        (tx) => this.issued.revokeByGrant(tx, grantId, 'authorization code replayed'),
+        (jtis) => ({
+          type: 'token.revoked',
+          actor: SYSTEM,
+          action: 'oauth.code_replay',
+          resource: { type: 'grant', id: grantId },
+          outcome: 'success',
+          details: { reason: 'authorization code replayed', revoked_jtis: jtis.slice(0, 100), revoked_jti_count: jtis.length },
+        }),
+      );
+    }
+    await this.records.destroyGrant(grantId);
   }
 
   async #after(ctx: KoaContextWithOIDC, state: RequestState, started: number): Promise<void> {
@@ -482,8 +697,15 @@ export class TokenService {
     const now = this.#opts.clock.now();
     if (!record || record.revokedAt !== null || record.expiresAt <= now) return inactive;
     try {
-      const resolved = await this.#opts.agents.resolve(record.clientId);
-      if (!resolved.usable) return inactive;
+      // A person's token (console, or delegated to an agent) dies with the person's account.
+      if (record.sub !== record.clientId) {
+        const user = await this.#opts.users.get(record.sub);
+        if (user.status !== 'active') return inactive;
+      }
+      if (record.clientId !== CONSOLE_CLIENT_ID) {
+        const resolved = await this.#opts.agents.resolve(record.clientId);
+        if (!resolved.usable) return inactive;
+      }
     } catch (e) {
       if (e instanceof NotFoundError) return inactive;
       throw e;
@@ -567,9 +789,15 @@ export class TokenService {
       client_id: string;
       scope?: string;
       cnf?: { jkt?: string };
-      agent_template: { id: string; version: number };
+      agent_template?: { id: string; version: number };
     };
     const { kid } = decodeProtectedHeader(token);
+    // The authorization_code flow: the library grant the code was issued under. An agent's is the
+    // Warden delegation grant itself (same id); the console's is only the library's bookkeeping,
+    // kept in the grant chain so a replayed code still reaches the token (RFC 6749 §4.1.2).
+    const libraryGrantId = (ctx.oidc.entities?.AccessToken as { grantId?: string } | undefined)?.grantId;
+    const isConsole = claims.client_id === CONSOLE_CLIENT_ID;
+    const delegationId = libraryGrantId && !isConsole ? libraryGrantId : undefined;
     const aud = Array.isArray(claims.aud) ? claims.aud.join(' ') : String(claims.aud);
     const record = {
       jti: claims.jti as string,
@@ -579,18 +807,35 @@ export class TokenService {
       scope: claims.scope ?? '',
       jkt: claims.cnf?.jkt ?? null,
       kid: kid ?? '',
-      templateId: claims.agent_template.id,
-      templateVersion: claims.agent_template.version,
+      // The console's user tokens belong to no template.
+      templateId: claims.agent_template?.id ?? '',
+      templateVersion: claims.agent_template?.version ?? 0,
       issuedAt: (claims.iat as number) * 1000,
       expiresAt: (claims.exp as number) * 1000,
+      grantId: delegationId ?? null,
+      grantChain: libraryGrantId ? [libraryGrantId] : [],
     };
+    const actor: AuditActor = isConsole
+      ? { type: 'user', id: record.sub }
+      : delegationId
+        ? { type: 'agent', id: record.clientId, name: state.agentName, on_behalf_of: { type: 'user', id: record.sub } }
+        : { type: 'agent', id: record.clientId, name: state.agentName };
+    const grantInactive = new Error('grant inactive');
     const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';
     try {
       await this.#opts.auditor.transact(
-        (tx) => this.issued.record(tx, record),
+        async (tx) => {
+          if (delegationId) {
+            // Checked in the transaction that records the token: a revocation that committed
+            // before it is never missed.
+            const grant = await this.grants.find(delegationId, tx);
+            if (!grant || !isGrantActive(grant, this.#opts.clock.now())) throw grantInactive;
+          }
+          await this.issued.record(tx, record);
+        },
         () => ({
           type: 'token.issued',
-          actor: { type: 'agent', id: record.clientId, name: state.agentName },
+          actor,
           action: 'oauth.token',
           resource: { type: 'access_token', id: record.jti },
           outcome: 'success',
@@ -610,10 +855,18 @@ export class TokenService {
             template_id: record.templateId,
             template_version: record.templateVersion,
             exp: claims.exp,
+            ...(libraryGrantId ? { grant_id: libraryGrantId, delegated: delegationId !== undefined } : {}),
           },
         }),
       );
     } catch (e) {
+      if (e === grantInactive) {
+        await this.#recordRefusal(ctx, state, started, 'delegation_grant_inactive');
+        ctx.status = 400;
+        ctx.type = 'application/json';
+        ctx.body = { error: 'invalid_grant', error_description: 'the delegation grant is no longer active' };
+        return;
+      }
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
       this.#opts.logger.error(
         { err: { message: (e as Error).message } },
@@ -626,7 +879,7 @@ export class TokenService {
     }
     // last_seen_at is coarse (a minute): one extra durable write per token would halve throughput.
     const now = this.#opts.clock.now();
-    if ((this.#touched.get(record.clientId) ?? 0) < now - 60_000) {
+    if (!isConsole && (this.#touched.get(record.clientId) ?? 0) < now - 60_000) {
       this.#touched.set(record.clientId, now);
       if (this.#touched.size > 100_000) this.#touched.clear();
       this.#opts.agents.touch(record.clientId).catch(() => undefined);
