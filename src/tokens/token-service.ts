@@ -454,6 +454,11 @@ export class TokenService {
       },
       ttl: {
         AuthorizationCode: 60,
+        // The resource server info sets the lifetime (template, grant, console setting).
+        AccessToken: (_ctx, token) =>
+          (token as unknown as { resourceServer?: { accessTokenTTL?: number } }).resourceServer?.accessTokenTTL ??
+          300,
+        IdToken: 300,
         Interaction: 600,
         Session: 8 * 3600,
         // The console's grant lives as long as a session; an agent's is set from the duration the
