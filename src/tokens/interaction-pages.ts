@@ -79,10 +79,16 @@ export function describeDuration(seconds: number): string {
 /** The delegation consent screen: who asks, for what, for how long; approve or deny. */
 export function renderConsentPage(view: ConsentView): string {
   const rows: [string, string][] = [
-    ['Agent', `<strong id="agent-name">${escapeHtml(view.agent.name)}</strong> <small>(${escapeHtml(view.agent.id)})</small>`],
+    [
+      'Agent',
+      `<strong id="agent-name">${escapeHtml(view.agent.name)}</strong> <small>(${escapeHtml(view.agent.id)})</small>`,
+    ],
     ['Owner', `<span id="agent-owner">${escapeHtml(view.owner)}</span>`],
     ['Provider', `<span id="agent-provider">${escapeHtml(view.provider)}</span>`],
-    ['Template', `<span id="agent-template">${escapeHtml(view.template.name)} v${escapeHtml(view.template.version)}</span>`],
+    [
+      'Template',
+      `<span id="agent-template">${escapeHtml(view.template.name)} v${escapeHtml(view.template.version)}</span>`,
+    ],
     ['Agent purpose', escapeHtml(view.agent.purpose)],
     ['Asks access for', `<strong id="purpose">${escapeHtml(view.purpose)}</strong>`],
     ['Resource', `<code id="resource">${escapeHtml(view.resource)}</code>`],
@@ -121,5 +127,8 @@ ${refused}
 
 /** A plain error page (the interaction pages are for browsers, so not problem+json). */
 export function renderInteractionError(title: string, detail: string): string {
-  return layout(title, `<h1>${escapeHtml(title)}</h1><p class="msg err" role="alert">${escapeHtml(detail)}</p>`);
+  return layout(
+    title,
+    `<h1>${escapeHtml(title)}</h1><p class="msg err" role="alert">${escapeHtml(detail)}</p>`,
+  );
 }

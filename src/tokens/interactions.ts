@@ -36,7 +36,11 @@ const consentForm = z.object({
   csrf: z.string().min(1).max(200),
   decision: z.enum(['approve', 'deny']),
   scope: z.array(z.string().min(1).max(128)).max(100),
-  duration: z.coerce.number().int().min(60).max(90 * 86_400),
+  duration: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(90 * 86_400),
 });
 
 /** What the HTTP layer sends back for an interaction request. */
@@ -118,7 +122,11 @@ export class Interactions {
       if ('refusal' in view) return view.refusal;
       return this.#page(200, renderConsentPage(view), [this.#csrfCookie(csrf)]);
     }
-    return this.#page(400, renderInteractionError('Not supported', 'This sign-in step is not supported.'), []);
+    return this.#page(
+      400,
+      renderInteractionError('Not supported', 'This sign-in step is not supported.'),
+      [],
+    );
   }
 
   /** POST /interaction/:uid/login — checks the password (throttled) and resumes the authorization. */
@@ -287,7 +295,11 @@ export class Interactions {
    * The console is Warden's own first-party client: signing in is the consent. Its grant holds
    * what it asked for of `openid profile email` and Warden's own resource, nothing else.
    */
-  async #consoleConsent(details: Details, req: IncomingMessage, res: ServerResponse): Promise<InteractionResponse> {
+  async #consoleConsent(
+    details: Details,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<InteractionResponse> {
     const provider = this.#deps.provider();
     const accountId = String(details.session?.accountId ?? '');
     const grant = details.grantId

@@ -15,8 +15,6 @@ import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
 import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
-import { type ConsentedDelegation, Interactions } from './interactions.ts';
-import { ProviderRecords } from './provider-records.ts';
 import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import {
   createGrant,
@@ -26,7 +24,9 @@ import {
   type GrantRevocation,
   revokeGrant,
 } from './grant-admin.ts';
+import { type ConsentedDelegation, Interactions } from './interactions.ts';
 import { IssuedTokens } from './issued-tokens.ts';
+import { ProviderRecords } from './provider-records.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { ReplayCache } from './replay-cache.ts';
 import { type RequestState, withRequestState } from './request-state.ts';
@@ -337,17 +337,23 @@ export class TokenService {
         purpose: async (ctx, value, client) => {
           if (ctx.oidc.route !== 'authorization' || !client || client.clientId === CONSOLE_CLIENT_ID) return;
           if (typeof value !== 'string' || value.trim().length === 0 || value.length > 500) {
-            throw new errors.InvalidRequest('purpose is required (1 to 500 characters) when an agent asks for delegation');
+            throw new errors.InvalidRequest(
+              'purpose is required (1 to 500 characters) when an agent asks for delegation',
+            );
           }
         },
       },
       loadExistingGrant: async (ctx) => {
         const client = ctx.oidc.client;
-        const consented = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId;
+        const consented = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent
+          ?.grantId;
         // An agent gets a fresh consent (and a new delegation grant) every time it asks; only the
         // console reuses the grant of the person's session.
         const id =
-          consented ?? (client?.clientId === CONSOLE_CLIENT_ID ? ctx.oidc.session?.grantIdFor(client.clientId) : undefined);
+          consented ??
+          (client?.clientId === CONSOLE_CLIENT_ID
+            ? ctx.oidc.session?.grantIdFor(client.clientId)
+            : undefined);
         return id ? ctx.oidc.provider.Grant.find(id) : undefined;
       },
       findAccount: async (_ctx, sub) => this.#findAccount(sub),
@@ -456,8 +462,8 @@ export class TokenService {
         AuthorizationCode: 60,
         // The resource server info sets the lifetime (template, grant, console setting).
         AccessToken: (_ctx, token) =>
-          (token as unknown as { resourceServer?: { accessTokenTTL?: number } }).resourceServer?.accessTokenTTL ??
-          300,
+          (token as unknown as { resourceServer?: { accessTokenTTL?: number } }).resourceServer
+            ?.accessTokenTTL ?? 300,
         IdToken: 300,
         Interaction: 600,
         Session: 8 * 3600,
@@ -504,6 +510,7 @@ export class TokenService {
         await this.#recordRefusal(ctx as KoaContextWithOIDC, state, started, 'request_too_large');
         return;
       }
+      if (ctx.path === '/auth' && (await this.#delegationRefused(ctx as KoaContextWithOIDC, started))) return;
       await withRequestState(state, next);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
       if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {
@@ -578,8 +585,54 @@ export class TokenService {
     await this.#opts.auditor
       .record(event)
       .catch((e: unknown) =>
-        this.#opts.logger.error({ err: { message: (e as Error).message } }, 'authorization could not be audited'),
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'authorization could not be audited',
+        ),
       );
+  }
+
+  /**
+   * An agent whose template does not allow delegation is refused at the authorization endpoint
+   * with `unauthorized_client` before anything else (the library would first complain about its
+   * missing redirect URIs, which tells the agent less). @returns true when refused.
+   */
+  async #delegationRefused(ctx: KoaContextWithOIDC, started: number): Promise<boolean> {
+    const clientId = ctx.query.client_id;
+    if (typeof clientId !== 'string' || !isUuid(clientId)) return false;
+    let allowed: boolean;
+    try {
+      allowed = (await this.#opts.agents.resolve(clientId)).template.spec.delegation?.allowed === true;
+    } catch (e) {
+      if (e instanceof NotFoundError) return false; // the library answers invalid_client
+      throw e;
+    }
+    if (allowed) return false;
+    ctx.status = 400;
+    ctx.type = 'application/json';
+    ctx.set('cache-control', 'no-store');
+    ctx.body = {
+      error: 'unauthorized_client',
+      error_description: "this agent's template does not allow it to ask people for delegated access",
+    };
+    await this.#opts.auditor
+      .record({
+        type: 'token.refused',
+        actor: { type: 'agent', id: clientId },
+        action: 'oauth.authorize',
+        outcome: 'denied',
+        error_code: 'unauthorized_client',
+        request: requestMeta(ctx),
+        latency_ms: Math.round(performance.now() - started),
+        details: { reason: 'delegation_not_allowed_by_template' },
+      })
+      .catch((e: unknown) =>
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'authorization could not be audited',
+        ),
+      );
+    return true;
   }
 
   /** A person's claims for `findAccount`: `sub` is the user id; disabled or unknown users are none. */
@@ -639,7 +692,11 @@ export class TokenService {
           action: 'oauth.code_replay',
           resource: { type: 'grant', id: grantId },
           outcome: 'success',
-          details: { reason: 'authorization code replayed', revoked_jtis: jtis.slice(0, 100), revoked_jti_count: jtis.length },
+          details: {
+            reason: 'authorization code replayed',
+            revoked_jtis: jtis.slice(0, 100),
+            revoked_jti_count: jtis.length,
+          },
         }),
       );
     }
@@ -823,7 +880,12 @@ export class TokenService {
     const actor: AuditActor = isConsole
       ? { type: 'user', id: record.sub }
       : delegationId
-        ? { type: 'agent', id: record.clientId, name: state.agentName, on_behalf_of: { type: 'user', id: record.sub } }
+        ? {
+            type: 'agent',
+            id: record.clientId,
+            name: state.agentName,
+            on_behalf_of: { type: 'user', id: record.sub },
+          }
         : { type: 'agent', id: record.clientId, name: state.agentName };
     const grantInactive = new Error('grant inactive');
     const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';

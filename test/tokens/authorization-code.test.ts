@@ -53,7 +53,10 @@ async function consoleCode(browser = new JarBrowser(CONSOLE_CALLBACK)) {
 }
 
 /** Runs the agent flow through consent; returns the callback URL and the PKCE verifier. */
-async function agentCode(scope = 'tickets.read', decide?: (consent: { url: string; body: string }) => [string, string][]) {
+async function agentCode(
+  scope = 'tickets.read',
+  decide?: (consent: { url: string; body: string }) => [string, string][],
+) {
   const browser = new JarBrowser(AGENT_CALLBACK);
   const req = await authorizationRequest(agentClient, {
     redirect_uri: AGENT_CALLBACK,
@@ -136,7 +139,229 @@ describe('authorization_code + PKCE: an agent asks a person for delegation', () 
     assert.equal(record?.grantId, grant.id);
     assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, true);
 
-    await server.warden.tokens.revokeGrant(grant.id, { type: 'user', id: alice.id }, undefined, 'no longer needed');
+    await server.warden.tokens.revokeGrant(
+      grant.id,
+      { type: 'user', id: alice.id },
+      undefined,
+      'no longer needed',
+    );
     assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, false);
+  });
+});
+
+/** Where an authorization request ended: the redirect's query, or the error body. */
+async function authorize(params: Record<string, string>, clientId = 'warden-console') {
+  const url = new URL(`${server.url}/auth`);
+  url.search = new URLSearchParams({ client_id: clientId, response_type: 'code', ...params }).toString();
+  const res = await fetch(url, { redirect: 'manual' });
+  const location = res.headers.get('location');
+  const text = await res.text();
+  return {
+    status: res.status,
+    location: location ? new URL(location, server.url) : undefined,
+    body: text.startsWith('{') ? JSON.parse(text) : text,
+  };
+}
+
+describe('authorization_code + PKCE: attacks', () => {
+  it('refuses a PKCE downgrade to the plain method', async () => {
+    const res = await authorize({
+      redirect_uri: CONSOLE_CALLBACK,
+      scope: 'openid',
+      code_challenge: 'a'.repeat(43),
+      code_challenge_method: 'plain',
+      state: 's1',
+    });
+    assert.equal(res.location?.searchParams.get('error'), 'invalid_request');
+    assert.match(String(res.location?.searchParams.get('error_description')), /code_challenge_method/);
+    assert.equal(res.location?.searchParams.get('code'), null);
+  });
+
+  it('refuses an authorization request without code_challenge', async () => {
+    for (const clientId of ['warden-console', delegating.id]) {
+      const res = await authorize(
+        {
+          redirect_uri: clientId === 'warden-console' ? CONSOLE_CALLBACK : AGENT_CALLBACK,
+          scope: clientId === 'warden-console' ? 'openid' : 'tickets.read',
+          purpose: 'p',
+          state: 's2',
+        },
+        clientId,
+      );
+      assert.equal(res.location?.searchParams.get('error'), 'invalid_request', clientId);
+      assert.match(String(res.location?.searchParams.get('error_description')), /PKCE/);
+    }
+    const refused = await events('token.refused');
+    assert.ok(refused.some((e) => e.action === 'oauth.authorize' && e.error_code === 'invalid_request'));
+  });
+
+  it('refuses a code exchanged with the wrong code_verifier', async () => {
+    const { callback, state } = await consoleCode();
+    await assert.rejects(
+      client.authorizationCodeGrant(consoleClient, callback, {
+        pkceCodeVerifier: client.randomPKCECodeVerifier(),
+        expectedState: state,
+      }),
+      (e: { error?: string }) => e.error === 'invalid_grant',
+    );
+    await assert.rejects(
+      client.authorizationCodeGrant(consoleClient, callback, { expectedState: state }),
+      (e: { error?: string }) => e.error === 'invalid_grant',
+      'no verifier at all',
+    );
+  });
+
+  it('refuses a replayed code and makes the token first issued with it inactive', async () => {
+    const { callback, verifier, state } = await consoleCode();
+    const first = await client.authorizationCodeGrant(consoleClient, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+    });
+    assert.equal((await server.warden.tokens.introspect(first.access_token)).active, true);
+    await assert.rejects(
+      client.authorizationCodeGrant(consoleClient, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+      }),
+      (e: { error?: string }) => e.error === 'invalid_grant',
+    );
+    assert.equal((await server.warden.tokens.introspect(first.access_token)).active, false);
+  });
+
+  it('refuses a replayed delegated code and revokes its delegation grant', async () => {
+    const { landing, verifier, state } = await agentCode('tickets.write');
+    const callback = new URL(landing.url);
+    const first = await client.authorizationCodeGrant(agentClient, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+    });
+    const grantId = String(decodeJwt(first.access_token).grant_id);
+    await assert.rejects(
+      client.authorizationCodeGrant(agentClient, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+      }),
+      (e: { error?: string }) => e.error === 'invalid_grant',
+    );
+    assert.equal((await server.warden.tokens.introspect(first.access_token)).active, false);
+    assert.notEqual((await server.warden.tokens.grants.find(grantId))?.revokedAt, null);
+  });
+
+  it('refuses a redirect_uri that is not registered', async () => {
+    for (const redirect of ['https://attacker.example/callback', `${CONSOLE_CALLBACK}/../evil`]) {
+      const res = await authorize({
+        redirect_uri: redirect,
+        scope: 'openid',
+        code_challenge: 'a'.repeat(43),
+        code_challenge_method: 'S256',
+      });
+      assert.equal(res.status, 400, redirect);
+      assert.equal(res.location, undefined, 'never redirected to an unregistered URI');
+      assert.equal(res.body.error, 'invalid_redirect_uri');
+    }
+  });
+
+  it('refuses a sign-in without its CSRF token', async () => {
+    const browser = new JarBrowser(CONSOLE_CALLBACK);
+    const req = await authorizationRequest(consoleClient, {
+      redirect_uri: CONSOLE_CALLBACK,
+      scope: 'openid',
+    });
+    const login = await browser.go(req.url.href);
+    for (const csrf of [undefined, 'forged-token-value-not-from-the-cookie']) {
+      const res = await browser.post(`${login.url}/login`, [
+        ...(csrf ? [['csrf', csrf] as [string, string]] : []),
+        ['username', alice.username],
+        ['password', alice.password],
+      ]);
+      assert.ok([400, 403].includes(res.status), String(res.status));
+      assert.equal(res.url, `${login.url}/login`, 'no redirect: nobody was signed in');
+      assert.equal(res.headers.get('content-security-policy')?.includes("default-src 'none'"), true);
+    }
+    const failed = await events('auth.login_failed');
+    assert.ok(failed.some((e) => e.action === 'oauth.authorize.login' && e.error_code === 'ERR_CSRF'));
+  });
+
+  it('refuses an agent whose template does not allow delegation', async () => {
+    const plain = await registerDelegatingAgent(server, { allowed: false });
+    const res = await authorize(
+      {
+        redirect_uri: AGENT_CALLBACK,
+        scope: 'tickets.read',
+        purpose: 'anything',
+        code_challenge: 'a'.repeat(43),
+        code_challenge_method: 'S256',
+      },
+      plain.id,
+    );
+    assert.equal(res.body?.error ?? res.location?.searchParams.get('error'), 'unauthorized_client');
+    assert.equal(res.location?.searchParams.get('code') ?? null, null);
+  });
+
+  it('does not grant a scope outside the agent template', async () => {
+    // Only scopes outside the template: refused outright.
+    const none = await authorize(
+      {
+        redirect_uri: AGENT_CALLBACK,
+        scope: 'admin.all',
+        purpose: 'p',
+        code_challenge: 'a'.repeat(43),
+        code_challenge_method: 'S256',
+      },
+      delegating.id,
+    );
+    assert.equal(none.location?.searchParams.get('error'), 'invalid_scope');
+    // Mixed: the consent screen offers only the template's; a forged form asking for more is refused.
+    const forged = await agentCode('tickets.read admin.all', (consent) => {
+      assert.match(consent.body, /id="refused-scopes"[^]*admin\.all/);
+      assert.doesNotMatch(consent.body, /name="scope" value="admin\.all"/);
+      return [
+        ['csrf', formField(consent.body, 'csrf')],
+        ['decision', 'approve'],
+        ['scope', 'tickets.read'],
+        ['scope', 'admin.all'],
+        ['duration', '3600'],
+      ];
+    });
+    assert.equal(forged.landing.status, 400);
+    assert.match(forged.landing.body, /Not grantable: admin\.all/);
+    const denied = await events('authorization.consent_denied');
+    assert.ok(denied.some((e) => e.error_code === 'scope_not_grantable'));
+    const grants = await server.warden.tokens.grants.list({ userId: alice.id });
+    assert.ok(grants.items.every((g) => !g.scopes.includes('admin.all')));
+  });
+
+  it('sends the person back with access_denied when they deny, granting nothing', async () => {
+    const before = (await server.warden.tokens.grants.list({ userId: alice.id })).items.length;
+    const { landing } = await agentCode('tickets.read', (consent) => [
+      ['csrf', formField(consent.body, 'csrf')],
+      ['decision', 'deny'],
+      ['duration', '3600'],
+    ]);
+    assert.equal(new URL(landing.url).searchParams.get('error'), 'access_denied');
+    assert.equal((await server.warden.tokens.grants.list({ userId: alice.id })).items.length, before);
+  });
+
+  // Last: the throttle also counts this test's source address, which every test here shares.
+  it('throttles wrong passwords at the sign-in page', async () => {
+    const bob = await createPerson(server, 'bob');
+    const browser = new JarBrowser(CONSOLE_CALLBACK);
+    const req = await authorizationRequest(consoleClient, {
+      redirect_uri: CONSOLE_CALLBACK,
+      scope: 'openid',
+    });
+    let page = await browser.go(req.url.href);
+    const uidUrl = page.url;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      page = await browser.post(`${uidUrl}/login`, [
+        ['csrf', formField(page.body, 'csrf')],
+        ['username', bob.username],
+        ['password', i < 5 ? 'wrong-password-000' : bob.password],
+      ]);
+      statuses.push(page.status);
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
+    assert.match(page.body, /Too many failed sign-ins/);
   });
 });

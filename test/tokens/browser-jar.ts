@@ -34,7 +34,8 @@ export class JarBrowser {
     let current = url;
     let request = init;
     for (let hops = 0; hops < 10; hops += 1) {
-      if (current.startsWith(this.#stopAt)) return { url: current, status: 0, body: '', headers: new Headers() };
+      if (current.startsWith(this.#stopAt))
+        return { url: current, status: 0, body: '', headers: new Headers() };
       const res = await fetch(current, {
         ...request,
         redirect: 'manual',
