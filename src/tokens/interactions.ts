@@ -137,7 +137,7 @@ export class Interactions {
     form: URLSearchParams,
   ): Promise<InteractionResponse> {
     const details = await this.#details(uid, req, res);
-    if (!details || details.prompt.name !== 'login') return this.#expired();
+    if (details?.prompt.name !== 'login') return this.#expired();
     const clientName = await this.#clientName(details);
     const fresh = randomToken(24);
     const again = (status: number, error: string) =>
@@ -200,7 +200,7 @@ export class Interactions {
     form: URLSearchParams,
   ): Promise<InteractionResponse> {
     const details = await this.#details(uid, req, res);
-    if (!details || details.prompt.name !== 'consent' || details.params.client_id === CONSOLE_CLIENT_ID) {
+    if (details?.prompt.name !== 'consent' || details.params.client_id === CONSOLE_CLIENT_ID) {
       return this.#expired();
     }
     const request = this.#requestMeta(req);

@@ -18,7 +18,6 @@ import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } 
 import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import {
   createGrant,
-  type DelegationUsers,
   type GrantAdminDeps,
   type GrantRequest,
   type GrantRevocation,
