@@ -9,11 +9,22 @@ export function escapeHtml(value: unknown): string {
 }
 
 /**
- * No scripts at all; styles inline; forms only to this origin (the login and consent forms post
- * to their own interaction URL, and the redirect back to the client follows a 303); never framed.
+ * No scripts at all; styles inline; never framed. Forms go to this origin only — plus the origin of
+ * the client's (registered, already validated) redirect URI: browsers apply `form-action` to the
+ * redirects that follow a form post too, and the last one takes the person back to the client.
  */
-export const INTERACTION_PAGE_CSP =
-  "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+export function interactionPageCsp(redirectUri?: string): string {
+  let extra = '';
+  if (redirectUri) {
+    try {
+      const origin = new URL(redirectUri).origin;
+      if (/^https?:\/\/[A-Za-z0-9.:[\]-]+$/.test(origin)) extra = ` ${origin}`;
+    } catch {
+      // not a URL: no extra origin
+    }
+  }
+  return `default-src 'none'; style-src 'unsafe-inline'; form-action 'self'${extra}; frame-ancestors 'none'; base-uri 'none'`;
+}
 
 const STYLE = `body{font:15px/1.45 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1d232b}
 h1{font-size:1.4rem}dl{display:grid;grid-template-columns:9rem 1fr;gap:.35rem 1rem}dt{font-weight:600}
@@ -111,7 +122,7 @@ export function renderConsentPage(view: ConsentView): string {
   return layout(
     'Delegate access',
     `<h1>Allow an agent to act for you?</h1>
-<p>Signed in as <strong id="username">${escapeHtml(view.username)}</strong></p>
+<p>Signed in as <strong id="signed-in-as">${escapeHtml(view.username)}</strong></p>
 ${view.error ? `<p class="msg err" role="alert">${escapeHtml(view.error)}</p>` : ''}
 <dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${v}</dd>`).join('')}</dl>
 <form method="post" action="/interaction/${encodeURIComponent(view.uid)}/consent">

@@ -15,7 +15,7 @@ import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity
 import { CONSOLE_CLIENT_ID } from './console-client.ts';
 import {
   type ConsentView,
-  INTERACTION_PAGE_CSP,
+  interactionPageCsp,
   renderConsentPage,
   renderInteractionError,
   renderLoginPage,
@@ -110,9 +110,12 @@ export class Interactions {
     if (!details) return this.#expired();
     const csrf = randomToken(24);
     if (details.prompt.name === 'login') {
-      return this.#page(200, renderLoginPage({ uid, csrf, clientName: await this.#clientName(details) }), [
-        this.#csrfCookie(csrf),
-      ]);
+      return this.#page(
+        200,
+        renderLoginPage({ uid, csrf, clientName: await this.#clientName(details) }),
+        [this.#csrfCookie(csrf)],
+        details,
+      );
     }
     if (details.prompt.name === 'consent') {
       if (details.params.client_id === CONSOLE_CLIENT_ID) {
@@ -120,7 +123,7 @@ export class Interactions {
       }
       const view = await this.#consentView(details, csrf);
       if ('refusal' in view) return view.refusal;
-      return this.#page(200, renderConsentPage(view), [this.#csrfCookie(csrf)]);
+      return this.#page(200, renderConsentPage(view), [this.#csrfCookie(csrf)], details);
     }
     return this.#page(
       400,
@@ -141,7 +144,12 @@ export class Interactions {
     const clientName = await this.#clientName(details);
     const fresh = randomToken(24);
     const again = (status: number, error: string) =>
-      this.#page(status, renderLoginPage({ uid, csrf: fresh, clientName, error }), [this.#csrfCookie(fresh)]);
+      this.#page(
+        status,
+        renderLoginPage({ uid, csrf: fresh, clientName, error }),
+        [this.#csrfCookie(fresh)],
+        details,
+      );
     const parsed = loginForm.safeParse(Object.fromEntries(form));
     const request = this.#requestMeta(req);
     if (!parsed.success || !this.#csrfOk(req, parsed.data.csrf)) {
@@ -226,7 +234,7 @@ export class Interactions {
       const csrf = randomToken(24);
       const view = await this.#consentView(details, csrf, message);
       if ('refusal' in view) return view.refusal;
-      return this.#page(status, renderConsentPage(view), [this.#csrfCookie(csrf)]);
+      return this.#page(status, renderConsentPage(view), [this.#csrfCookie(csrf)], details);
     };
     if (!parsed.success) return refuse(400, 'invalid_request', 'The form was not complete.');
     if (!this.#csrfOk(req, parsed.data.csrf)) {
@@ -281,6 +289,9 @@ export class Interactions {
       expiresIn: parsed.data.duration,
     } as never);
     grant.addResourceScope(view.resource, chosen.join(' '));
+    // Offered but not chosen: recorded as rejected, so the library does not ask again.
+    const unchosen = view.scopes.filter((s) => !chosen.includes(s));
+    if (unchosen.length > 0) grant.rejectResourceScope(view.resource, unchosen.join(' '));
     await grant.save();
     const returnTo = await provider.interactionResult(
       req,
@@ -445,8 +456,19 @@ export class Interactions {
     );
   }
 
-  #page(status: number, html: string, cookies: string[]): InteractionResponse {
-    return { status, html, cookies, headers: PAGE_HEADERS };
+  #page(status: number, html: string, cookies: string[], details?: Details): InteractionResponse {
+    const redirectUri = details?.params.redirect_uri;
+    return {
+      status,
+      html,
+      cookies,
+      headers: {
+        ...PAGE_HEADERS,
+        'content-security-policy': interactionPageCsp(
+          typeof redirectUri === 'string' ? redirectUri : undefined,
+        ),
+      },
+    };
   }
 
   #redirect(location: string, cookies: string[]): InteractionResponse {
@@ -455,7 +477,7 @@ export class Interactions {
 }
 
 const PAGE_HEADERS: Record<string, string> = {
-  'content-security-policy': INTERACTION_PAGE_CSP,
+  'content-security-policy': interactionPageCsp(),
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',

@@ -5,7 +5,7 @@ import type { TestServer } from '../support/server.ts';
 import type { TestAgent } from './support.ts';
 
 /** Where the test clients say they want the user back (nothing listens there). */
-export const AGENT_CALLBACK = 'http://127.0.0.1:9/agent/callback';
+export const AGENT_CALLBACK = 'http://127.0.0.1:45679/agent/callback';
 /** The console's loopback callback as the CLI would use it (any port is accepted, RFC 8252). */
 export const CONSOLE_CALLBACK = 'http://127.0.0.1:45678/callback';
 
@@ -31,7 +31,7 @@ export async function createPerson(
 /** An agent whose template may (or may not) ask people for delegated access. */
 export async function registerDelegatingAgent(
   server: TestServer,
-  spec: { allowed: boolean; scopes?: string[]; requireDpop?: boolean },
+  spec: { allowed: boolean; scopes?: string[]; requireDpop?: boolean; redirectUri?: string },
 ): Promise<TestAgent> {
   counter += 1;
   const providerName = `deleg-prov-${counter}`;
@@ -52,7 +52,13 @@ export async function registerDelegatingAgent(
       token_lifetime: 300,
       require_dpop: spec.requireDpop ?? false,
       ...(spec.allowed
-        ? { delegation: { allowed: true, redirect_uris: [AGENT_CALLBACK], max_duration_seconds: 7 * 86_400 } }
+        ? {
+            delegation: {
+              allowed: true,
+              redirect_uris: [spec.redirectUri ?? AGENT_CALLBACK],
+              max_duration_seconds: 7 * 86_400,
+            },
+          }
         : {}),
     },
   });
