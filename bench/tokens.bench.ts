@@ -2,7 +2,8 @@
  * Token service benchmark: client_credentials with private_key_jwt + DPoP + ES256 JWT access
  * tokens against a real Warden node (SQLite, HTTP on loopback, load generator in this process),
  * next to the crypto ceiling measured in the same run (two ES256 verifications and one ES256
- * signature per token, with jose), and the introspection rate.
+ * signature per token, with jose), the introspection rate, and the RFC 8693 token exchange rate
+ * (an external IdP's user token, verified with an inline JWKS, exchanged under a delegation grant).
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,6 +25,8 @@ import { bootstrapAdmin, buildServer, createWarden } from '../src/http/index.ts'
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ISSUE_MS = 3000;
 const INTROSPECT_MS = 1500;
+const EXCHANGE_MS = 3000;
+const IDP = 'https://idp.bench.example';
 const CEILING_MS = 1500;
 
 async function freePort(): Promise<number> {
@@ -92,6 +95,8 @@ async function cryptoCeiling(ms: number): Promise<number> {
 }
 
 export async function run(): Promise<void> {
+  const idpKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const idpJwk = { ...(await exportJWK(idpKeys.publicKey)), kid: 'idp', alg: 'ES256' };
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-bench-tokens-'));
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
@@ -103,6 +108,9 @@ export async function run(): Promise<void> {
     WARDEN_TOKENS_RESOURCES: 'https://gateway.example/mcp',
     WARDEN_TOKENS_RATE_LIMIT_PER_SECOND: '100000',
     WARDEN_TOKENS_RATE_LIMIT_BURST: '100000',
+    WARDEN_TOKENS_TRUSTED_ISSUERS: JSON.stringify([
+      { issuer: IDP, jwks: { keys: [idpJwk] }, audience: 'warden', algorithms: ['ES256'] },
+    ]),
   });
   const warden = await createWarden(config, { logger: createLogger({ level: 'silent' }) });
   const creds = await bootstrapAdmin(warden);
@@ -201,6 +209,43 @@ export async function run(): Promise<void> {
       if (body.active !== true) failures += 1;
     };
     const introspection = await load(INTROSPECT_MS, CONCURRENCY, introspect);
+
+    await admin('/v1/users', { username: 'bench-user', email: 'bench-user@example.test' });
+    await admin('/v1/grants', { user: 'bench-user', agent: agent.id, scopes: ['a'], purpose: 'benchmark' });
+    const subjectToken = await new SignJWT({ email: 'bench-user@example.test' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'idp' })
+      .setIssuer(IDP)
+      .setAudience('warden')
+      .setSubject('bench-user')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(idpKeys.privateKey);
+    const exchangeOnce = async (): Promise<void> => {
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        const res = await fetch(tokenUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await proof() },
+          body: new URLSearchParams({
+            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+            subject_token: subjectToken,
+            subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+            scope: 'a',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: await assertion(),
+          }),
+        });
+        const body = (await res.json()) as { access_token?: string; error?: string };
+        if (res.status === 400 && body.error === 'use_dpop_nonce') {
+          nonce = res.headers.get('dpop-nonce') ?? undefined;
+          continue;
+        }
+        if (!body.access_token) failures += 1;
+        return;
+      }
+      failures += 1;
+    };
+    await load(300, 4, exchangeOnce);
+    const exchange = await load(EXCHANGE_MS, CONCURRENCY, exchangeOnce);
     const ceiling = await cryptoCeiling(CEILING_MS);
     const f = (n: number) => n.toFixed(0);
     const ms = (n: number) => n.toFixed(2);
@@ -211,6 +256,7 @@ export async function run(): Promise<void> {
         `  ceiling       ${f(ceiling)} tokens/s (2 ES256 verifications + 1 ES256 signature, jose, one core, serial)`,
         `  ratio         issuance / ceiling = ${(issuance.rate / ceiling).toFixed(2)}`,
         `  introspection ${f(introspection.rate)} /s at concurrency ${CONCURRENCY} (each with a fresh private_key_jwt); p50 ${ms(introspection.p50)} ms, p99 ${ms(introspection.p99)} ms`,
+        `  exchange      ${f(exchange.rate)} tokens/s at concurrency ${CONCURRENCY} (RFC 8693, external IdP ES256 subject token + grant lookup); p50 ${ms(exchange.p50)} ms, p99 ${ms(exchange.p99)} ms; exchange / issuance = ${(exchange.rate / issuance.rate).toFixed(2)}`,
         `  failures      ${failures}`,
         '',
       ].join('\n'),

@@ -4,6 +4,7 @@ import { CliError } from './cli-error.ts';
 import { approvalsCommand } from './commands/approvals.ts';
 import { auditCommand } from './commands/audit.ts';
 import { gatewayCommand } from './commands/gateway.ts';
+import { grantsCommand } from './commands/grants.ts';
 import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { migrateCommand } from './commands/migrate.ts';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   auditCommand(program);
   sinksCommand(program);
   oauthCommand(program);
+  grantsCommand(program);
   gatewayCommand(program);
   policyCommand(program);
   vaultCommands(program);

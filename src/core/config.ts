@@ -3,6 +3,58 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
+/**
+ * An external OpenID Provider whose tokens may be exchanged (RFC 8693) for tokens an agent uses on
+ * a Warden user's behalf. Keys come from `jwksUri` (fetched and cached; `jku`/`x5u` in a token are
+ * never followed) or inline `jwks`.
+ */
+const trustedIssuerSchema = z
+  .object({
+    /** `iss` must equal this exactly. */
+    issuer: z.url({ protocol: /^https?$/ }),
+    jwksUri: z.url({ protocol: /^https?$/ }).optional(),
+    jwks: z
+      .object({
+        keys: z
+          .array(
+            z
+              .record(z.string(), z.unknown())
+              .refine((k) => k.kty !== 'oct' && !('d' in k) && !('k' in k), 'public asymmetric keys only'),
+          )
+          .min(1)
+          .max(50),
+      })
+      .optional(),
+    /** The audience the subject token must carry (the IdP's client id or API identifier for Warden). */
+    audience: z.string().min(1).max(500),
+    /** Accepted signing algorithms; asymmetric only. */
+    algorithms: z
+      .array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+      )
+      .min(1)
+      .default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+    /** If set, the JWT header `typ` must equal it (e.g. `at+jwt`). */
+    typ: z.string().min(1).max(100).optional(),
+    /** The claim naming the person, and the Warden user field it must equal. */
+    userClaim: z.string().min(1).max(100).default('email'),
+    userMatch: z.enum(['email', 'username', 'id']).default('email'),
+  })
+  .strict()
+  .refine((t) => (t.jwksUri === undefined) !== (t.jwks === undefined), {
+    message: 'exactly one of jwksUri and jwks',
+  });
+
+/** A JSON array given in one environment variable. */
+const jsonArray = (v: unknown) => {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return v;
+  }
+};
+
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** The configuration schema. Every key can come from the config file; most also from `WARDEN_*`. */
@@ -122,6 +174,10 @@ export const configSchema = z
         rateLimitBurst: z.coerce.number().int().min(1).max(100_000).default(40),
         /** `required`: every DPoP proof must carry a server nonce (RFC 9449 §8). */
         dpopNonce: z.enum(['required', 'optional']).default('required'),
+        /** Longest chain of actors in a delegated token (`act` nesting) token exchange may build. */
+        maxDelegationDepth: z.coerce.number().int().min(1).max(10).default(3),
+        /** External IdPs whose user tokens may be exchanged (JSON array in the environment). */
+        trustedIssuers: z.preprocess(jsonArray, z.array(trustedIssuerSchema).max(20)).default([]),
       })
       .strict()
       .default({
@@ -131,6 +187,8 @@ export const configSchema = z
         rateLimitPerSecond: 20,
         rateLimitBurst: 40,
         dpopNonce: 'required',
+        maxDelegationDepth: 3,
+        trustedIssuers: [],
       }),
   })
   .strict();
@@ -165,6 +223,8 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_TOKENS_RATE_LIMIT_PER_SECOND: 'tokens.rateLimitPerSecond',
   WARDEN_TOKENS_RATE_LIMIT_BURST: 'tokens.rateLimitBurst',
   WARDEN_TOKENS_DPOP_NONCE: 'tokens.dpopNonce',
+  WARDEN_TOKENS_MAX_DELEGATION_DEPTH: 'tokens.maxDelegationDepth',
+  WARDEN_TOKENS_TRUSTED_ISSUERS: 'tokens.trustedIssuers',
 };
 
 const LIST_KEYS = new Set(['masterKeyPrevious', 'tokens.resources', 'console.redirectUris']);

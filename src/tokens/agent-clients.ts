@@ -60,7 +60,11 @@ export async function agentClientMetadata(
     client_name: agent.name,
     token_endpoint_auth_method: 'private_key_jwt',
     jwks: agent.jwks as AdapterPayload['jwks'],
-    grant_types: delegation ? ['client_credentials', 'authorization_code'] : ['client_credentials'],
+    grant_types: [
+      'client_credentials',
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      ...(delegation ? ['authorization_code'] : []),
+    ],
     response_types: delegation ? ['code'] : [],
     redirect_uris: delegation ? delegation.redirect_uris : [],
     warden_delegation_max_seconds: delegation ? delegation.max_duration_seconds : 0,

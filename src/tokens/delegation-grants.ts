@@ -134,13 +134,19 @@ export class DelegationGrants {
     return fromRow(row);
   }
 
-  /** One grant by id, active or not. */
-  async find(id: string, db: Kysely<any> = this.#store.db): Promise<DelegationGrant | undefined> {
-    const row = (await db
-      .selectFrom('oauth_delegation_grants')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst()) as Row | undefined;
+  /**
+   * One grant by id, active or not. With `lock` (inside a transaction) the row is locked on
+   * PostgreSQL until commit, so recording a token under a grant and revoking that grant serialize
+   * (SQLite transactions already do: one writer at a time).
+   */
+  async find(
+    id: string,
+    db: Kysely<any> = this.#store.db,
+    options: { lock?: boolean } = {},
+  ): Promise<DelegationGrant | undefined> {
+    let q = db.selectFrom('oauth_delegation_grants').selectAll().where('id', '=', id);
+    if (options.lock && this.#store.dialect === 'postgres') q = q.forUpdate();
+    const row = (await q.executeTakeFirst()) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 

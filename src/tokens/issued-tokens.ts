@@ -105,6 +105,16 @@ export class IssuedTokens {
     }
   }
 
+  /** Every grant a token depends on (empty for an agent's own tokens). */
+  async grantsOf(jti: string): Promise<string[]> {
+    const rows = (await this.#store.db
+      .selectFrom('oauth_access_token_grants')
+      .select('grant_id')
+      .where('jti', '=', jti)
+      .execute()) as { grant_id: string }[];
+    return rows.map((r) => r.grant_id);
+  }
+
   /**
    * Revokes, inside `tx`, every unexpired token that depends on a grant (issued under it or derived
    * from such a token), publishing each on `tokens.revoked` like {@link revoke}.

@@ -31,6 +31,7 @@ import { ReplayCache } from './replay-cache.ts';
 import { type RequestState, withRequestState } from './request-state.ts';
 import { sharedSecret } from './server-secrets.ts';
 import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
+import { loadGrantHelpers, TOKEN_EXCHANGE_GRANT, TokenExchange } from './token-exchange.ts';
 
 type OidcProviderModule = typeof import('oidc-provider');
 let oidcProviderModule: OidcProviderModule | undefined;
@@ -106,6 +107,7 @@ export class TokenService {
   readonly grants: DelegationGrants;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
+  readonly #exchange: TokenExchange;
   readonly #touched = new Map<string, number>();
   readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
   #nonceSecret: Buffer = Buffer.alloc(0);
@@ -139,6 +141,16 @@ export class TokenService {
       grantDelegation: (d) => this.#grantDelegation(d),
     });
     this.grants = new DelegationGrants(opts.store, opts.clock);
+    this.#exchange = new TokenExchange({
+      issuer: opts.issuer,
+      resources: this.resources,
+      config: opts.config,
+      grants: this.grants,
+      issued: this.issued,
+      users: opts.users,
+      clock: opts.clock,
+      activeClaims: (token) => this.#activeClaims(token),
+    });
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
   }
 
@@ -146,6 +158,7 @@ export class TokenService {
   static async create(opts: TokenServiceOptions): Promise<TokenService> {
     const service = new TokenService(opts);
     service.#lib = await loadOidcProvider();
+    await loadGrantHelpers();
     service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
     await service.#reload();
     service.#unsubscribe = opts.store.changes.subscribe('tokens.keys', () => {
@@ -311,7 +324,7 @@ export class TokenService {
       }),
       clients: [],
       clientDefaults: {
-        grant_types: ['client_credentials'],
+        grant_types: ['client_credentials', TOKEN_EXCHANGE_GRANT],
         response_types: [],
         token_endpoint_auth_method: 'private_key_jwt',
         id_token_signed_response_alg: signer.alg,
@@ -472,6 +485,9 @@ export class TokenService {
         ClientCredentials: (_ctx, _token, client) =>
           requestTemplate(client as unknown as Record<string, unknown>).lifetime,
       },
+      formats: {
+        customizers: { jwt: async (_ctx, token, jwt) => this.#exchange.customize(token, jwt) },
+      },
       renderError: async (ctx, out) => {
         ctx.type = 'application/json';
         ctx.body = out;
@@ -482,6 +498,7 @@ export class TokenService {
     };
     const provider = new OidcProvider(this.issuer, configuration);
     provider.proxy = this.#opts.trustProxy;
+    this.#exchange.register(provider, errors, signer);
     // Single use across every node: one atomic claim in the store instead of find-then-save.
     Object.defineProperty(provider.ReplayDetection, 'unique', {
       value: (iss: string, jti: string, exp: number) => this.replay.claim(iss, jti, exp),
@@ -780,6 +797,14 @@ export class TokenService {
     };
   }
 
+  /** The claims of an active Warden access token (introspection rules), else undefined. */
+  async #activeClaims(token: string): Promise<JWTPayload | undefined> {
+    const result = await this.introspect(token);
+    if (!result.active) return undefined;
+    const { active: _active, token_type: _type, ...claims } = result;
+    return claims as JWTPayload;
+  }
+
   /**
    * RFC 7009 for a Warden access token. Unknown or foreign-signed tokens are a successful no-op;
    * a token issued to another client is refused.
@@ -873,8 +898,8 @@ export class TokenService {
       templateVersion: claims.agent_template?.version ?? 0,
       issuedAt: (claims.iat as number) * 1000,
       expiresAt: (claims.exp as number) * 1000,
-      grantId: delegationId ?? null,
-      grantChain: libraryGrantId ? [libraryGrantId] : [],
+      grantId: state.exchange?.grantId ?? delegationId ?? null,
+      grantChain: state.exchange?.grantChain ?? (libraryGrantId ? [libraryGrantId] : []),
     };
     const actor: AuditActor = isConsole
       ? { type: 'user', id: record.sub }
@@ -886,22 +911,29 @@ export class TokenService {
             on_behalf_of: { type: 'user', id: record.sub },
           }
         : { type: 'agent', id: record.clientId, name: state.agentName };
-    const grantInactive = new Error('grant inactive');
     const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';
+    const exchange = state.exchange;
     try {
       await this.#opts.auditor.transact(
         async (tx) => {
-          if (delegationId) {
-            // Checked in the transaction that records the token: a revocation that committed
-            // before it is never missed.
-            const grant = await this.grants.find(delegationId, tx);
-            if (!grant || !isGrantActive(grant, this.#opts.clock.now())) throw grantInactive;
-          }
+          // A grant revoked while this token was being minted must not leave it alive: checked in
+          // the transaction that records the token, so a revocation that committed first is seen.
+          if (exchange)
+            await assertGrantsActive(this.grants, exchange.grantChain, tx, this.#opts.clock.now());
+          if (delegationId) await assertGrantsActive(this.grants, [delegationId], tx, this.#opts.clock.now());
           await this.issued.record(tx, record);
         },
         () => ({
           type: 'token.issued',
-          actor,
+          actor: exchange
+            ? {
+                type: 'agent',
+                id: record.clientId,
+                name: state.agentName,
+                on_behalf_of: { type: 'user' as const, id: exchange.userId },
+                chain: exchange.actors.map((id) => ({ type: 'agent' as const, id })),
+              }
+            : actor,
           action: 'oauth.token',
           resource: { type: 'access_token', id: record.jti },
           outcome: 'success',
@@ -922,15 +954,27 @@ export class TokenService {
             template_version: record.templateVersion,
             exp: claims.exp,
             ...(libraryGrantId ? { grant_id: libraryGrantId, delegated: delegationId !== undefined } : {}),
+            ...(exchange
+              ? {
+                  grant_id: exchange.grantId,
+                  grant_chain: exchange.grantChain,
+                  subject: exchange.userId,
+                  subject_issuer: exchange.subjectIssuer,
+                  subject_token_type: exchange.subjectTokenType,
+                  act: exchange.act,
+                  delegation_depth: exchange.actors.length,
+                }
+              : {}),
           },
         }),
       );
     } catch (e) {
-      if (e === grantInactive) {
-        await this.#recordRefusal(ctx, state, started, 'delegation_grant_inactive');
+      if (e instanceof GrantNoLongerActive) {
+        state.refusal = 'grant_revoked_during_issuance';
         ctx.status = 400;
         ctx.type = 'application/json';
         ctx.body = { error: 'invalid_grant', error_description: 'the delegation grant is no longer active' };
+        await this.#recordRefusal(ctx, state, started);
         return;
       }
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
@@ -996,6 +1040,20 @@ export class TokenService {
 }
 
 const SYSTEM: AuditActor = { type: 'system', id: 'tokens' };
+
+class GrantNoLongerActive extends Error {}
+
+async function assertGrantsActive(
+  grants: DelegationGrants,
+  ids: string[],
+  tx: Parameters<DelegationGrants['revoke']>[0],
+  now: number,
+): Promise<void> {
+  for (const id of ids) {
+    const grant = await grants.find(id, tx, { lock: true });
+    if (!grant || !isGrantActive(grant, now)) throw new GrantNoLongerActive(id);
+  }
+}
 
 function rotationEvent(
   kid: string,

@@ -46,6 +46,40 @@ describe('configuration', () => {
     );
   });
 
+  it('reads trusted issuers for token exchange from JSON, and refuses ambiguous or unsafe entries', () => {
+    const defaults = loadConfig({}).tokens;
+    assert.equal(defaults.maxDelegationDepth, 3);
+    assert.deepEqual(defaults.trustedIssuers, []);
+    const c = loadConfig({
+      WARDEN_TOKENS_MAX_DELEGATION_DEPTH: '2',
+      WARDEN_TOKENS_TRUSTED_ISSUERS: JSON.stringify([
+        { issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audience: 'warden' },
+      ]),
+    });
+    assert.equal(c.tokens.maxDelegationDepth, 2);
+    assert.deepEqual(c.tokens.trustedIssuers[0], {
+      issuer: 'https://idp.example',
+      jwksUri: 'https://idp.example/jwks',
+      audience: 'warden',
+      algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      userClaim: 'email',
+      userMatch: 'email',
+    });
+    const bad = (entry: Record<string, unknown>) =>
+      assert.throws(
+        () => loadConfig({ WARDEN_TOKENS_TRUSTED_ISSUERS: JSON.stringify([entry]) }),
+        /tokens\.trustedIssuers/,
+      );
+    const base = { issuer: 'https://idp.example', audience: 'warden' };
+    bad(base);
+    bad({ ...base, jwksUri: 'https://idp.example/jwks', jwks: { keys: [{ kty: 'EC' }] } });
+    bad({ ...base, jwksUri: 'https://idp.example/jwks', algorithms: ['HS256'] });
+    bad({ ...base, jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } });
+    bad({ ...base, jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd' }] } });
+    assert.throws(() => loadConfig({ WARDEN_TOKENS_TRUSTED_ISSUERS: 'not json' }), /tokens\.trustedIssuers/);
+    assert.throws(() => loadConfig({ WARDEN_TOKENS_MAX_DELEGATION_DEPTH: '0' }), /maxDelegationDepth/);
+  });
+
   it('refuses unknown keys in the file', () => {
     const file = join(tempDir(), 'warden.json');
     writeFileSync(file, JSON.stringify({ prot: 1 }));

@@ -4,6 +4,7 @@ import { approvalsRoutes } from './approvals.ts';
 import { auditRoutes } from './audit.ts';
 import { exportRoutes } from './export.ts';
 import { gatewayRoutes } from './gateway.ts';
+import { grantRoutes } from './grants.ts';
 import { identityRoutes } from './identity.ts';
 import { oauthAdminRoutes } from './oauth-admin.ts';
 import { policyRoutes } from './policy.ts';
@@ -15,6 +16,7 @@ export function allRoutes(warden: Warden): AnyRoute[] {
     ...identityRoutes(warden),
     ...auditRoutes(warden),
     ...oauthAdminRoutes(warden),
+    ...grantRoutes(warden),
     ...policyRoutes(warden),
     ...vaultRoutes(warden),
     ...exportRoutes(warden),
