@@ -6,6 +6,8 @@ import type { Store } from '../store/index.ts';
 
 /** The library models Warden persists for the interactive (authorization_code) flow. */
 export const PERSISTED_MODELS = new Set(['Session', 'Interaction', 'AuthorizationCode', 'Grant']);
+/** Warden's own record kind beside the library's: an access token issued under a library grant. */
+const TOKEN_REF = 'TokenRef';
 
 type Row = {
   model: string;
@@ -132,6 +134,41 @@ export class ProviderRecords {
         ]),
       )
       .execute();
+  }
+
+  /**
+   * Remembers, inside the caller's transaction, that an access token was issued under a library
+   * grant that is no Warden delegation grant (the console's), so a replayed code can still reach
+   * it. Delegated tokens are found through their `grant_id` instead.
+   */
+  async noteIssued(tx: Kysely<any>, grantId: string, jti: string, expiresAt: number): Promise<void> {
+    const idHash = hashId(jti);
+    await tx
+      .insertInto('oauth_provider_records')
+      .values({
+        model: TOKEN_REF,
+        id_hash: idHash,
+        payload_sealed: this.#keyring.seal(JSON.stringify({ jti }), aadOf(TOKEN_REF, idHash)),
+        uid_hash: null,
+        grant_id: grantId,
+        expires_at: expiresAt,
+        consumed_at: null,
+      })
+      .execute();
+  }
+
+  /** Ids (`jti`) of the unexpired access tokens noted under a library grant. */
+  async tokensOf(grantId: string, db: Kysely<any> = this.#store.db): Promise<string[]> {
+    const rows = (await db
+      .selectFrom('oauth_provider_records')
+      .selectAll()
+      .where('model', '=', TOKEN_REF)
+      .where('grant_id', '=', grantId)
+      .execute()) as Row[];
+    return rows
+      .map((r) => this.#open(r))
+      .map((p) => (typeof p?.jti === 'string' ? p.jti : undefined))
+      .filter((j): j is string => j !== undefined);
   }
 
   /** Deletes expired records. @returns how many. */

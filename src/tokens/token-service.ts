@@ -701,7 +701,13 @@ export class TokenService {
       await this.revokeGrant(grantId, SYSTEM, undefined, 'authorization code replayed');
     } else {
       await this.#opts.auditor.transact(
-        (tx) => this.issued.revokeByGrant(tx, grantId, 'authorization code replayed'),
+        async (tx) => {
+          const revoked: string[] = [];
+          for (const jti of await this.records.tokensOf(grantId, tx)) {
+            if (await this.issued.revoke(tx, jti, 'authorization code replayed')) revoked.push(jti);
+          }
+          return revoked;
+        },
         (jtis) => ({
           type: 'token.revoked',
           actor: SYSTEM,
@@ -880,7 +886,7 @@ export class TokenService {
     const { kid } = decodeProtectedHeader(token);
     // The authorization_code flow: the library grant the code was issued under. An agent's is the
     // Warden delegation grant itself (same id); the console's is only the library's bookkeeping,
-    // kept in the grant chain so a replayed code still reaches the token (RFC 6749 §4.1.2).
+    // noted beside the token so a replayed code still reaches it (RFC 6749 §4.1.2).
     const libraryGrantId = (ctx.oidc.entities?.AccessToken as { grantId?: string } | undefined)?.grantId;
     const isConsole = claims.client_id === CONSOLE_CLIENT_ID;
     const delegationId = libraryGrantId && !isConsole ? libraryGrantId : undefined;
@@ -899,7 +905,7 @@ export class TokenService {
       issuedAt: (claims.iat as number) * 1000,
       expiresAt: (claims.exp as number) * 1000,
       grantId: state.exchange?.grantId ?? delegationId ?? null,
-      grantChain: state.exchange?.grantChain ?? (libraryGrantId ? [libraryGrantId] : []),
+      grantChain: state.exchange?.grantChain,
     };
     const actor: AuditActor = isConsole
       ? { type: 'user', id: record.sub }
@@ -921,6 +927,9 @@ export class TokenService {
           if (exchange)
             await assertGrantsActive(this.grants, exchange.grantChain, tx, this.#opts.clock.now());
           if (delegationId) await assertGrantsActive(this.grants, [delegationId], tx, this.#opts.clock.now());
+          if (isConsole && libraryGrantId) {
+            await this.records.noteIssued(tx, libraryGrantId, record.jti, record.expiresAt);
+          }
           await this.issued.record(tx, record);
         },
         () => ({

@@ -14,6 +14,7 @@ import {
   createPerson,
   registerDelegatingAgent,
 } from './code-flow-support.ts';
+import { AT_TYPE, exchangeToken } from './exchange-support.ts';
 import { GATEWAY, startTokenServer } from './support.ts';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -111,6 +112,45 @@ describe('authorization_code + PKCE: the console client', () => {
     assert.equal(issued?.details?.grant_type, 'authorization_code');
     assert.ok((await events('authorization.code_issued')).length >= 1);
     assert.ok((await events('auth.login_succeeded')).some((e) => e.action === 'oauth.authorize.login'));
+  });
+});
+
+describe('authorization_code + PKCE: the console token as an RFC 8693 subject token', () => {
+  it('lets an agent holding a grant exchange the person’s console token; the console is no actor', async () => {
+    const { callback, verifier, state } = await consoleCode();
+    const tokens = await client.authorizationCodeGrant(consoleClient, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+    });
+    const grant = await server.warden.tokens.createGrant(
+      {
+        userId: alice.id,
+        agentId: delegating.id,
+        scopes: ['tickets.read'],
+        resources: [GATEWAY],
+        purpose: 'read my tickets',
+        source: 'api',
+        expiresAt: Date.now() + 3600_000,
+      },
+      { type: 'user', id: alice.id },
+    );
+    const res = await exchangeToken(
+      server,
+      delegating,
+      {
+        subject_token: tokens.access_token,
+        subject_token_type: AT_TYPE,
+        resource: GATEWAY,
+        scope: 'tickets.read',
+      },
+      { dpop: false },
+    );
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const claims = decodeJwt(res.body.access_token) as Record<string, any>;
+    assert.equal(claims.sub, alice.id);
+    assert.deepEqual(claims.act, { sub: delegating.id });
+    assert.equal(claims.scope, 'tickets.read');
+    assert.equal((await server.warden.tokens.issued.find(claims.jti))?.grantId, grant.id);
   });
 });
 
