@@ -57,6 +57,7 @@ async function consoleCode(browser = new JarBrowser(CONSOLE_CALLBACK)) {
 async function agentCode(
   scope = 'tickets.read',
   decide?: (consent: { url: string; body: string }) => [string, string][],
+  who = alice,
 ) {
   const browser = new JarBrowser(AGENT_CALLBACK);
   const req = await authorizationRequest(agentClient, {
@@ -65,7 +66,7 @@ async function agentCode(
     resource: GATEWAY,
     purpose: 'triage my support tickets this week',
   });
-  const consent = await signIn(browser, req.url);
+  const consent = await signIn(browser, req.url, who);
   assert.equal(consent.status, 200, consent.body);
   const form: [string, string][] = decide
     ? decide(consent)
@@ -202,6 +203,43 @@ async function authorize(params: Record<string, string>, clientId = 'warden-cons
     body: text.startsWith('{') ? JSON.parse(text) : text,
   };
 }
+
+describe('authorization_code + PKCE: the person sees and revokes what they delegated', () => {
+  it('lists the consent grant at /v1/me/grants; revoking it there makes its token and unused codes inactive', async () => {
+    const dave = await createPerson(server, 'dave', ['approver']);
+    const login = await server.call('POST', '/v1/login', { username: 'dave', password: dave.password }, null);
+    assert.equal(login.status, 201);
+    const daveToken = login.body.token as string;
+
+    const first = await agentCode('tickets.read', undefined, dave);
+    const tokens = await client.authorizationCodeGrant(agentClient, new URL(first.landing.url), {
+      pkceCodeVerifier: first.verifier,
+      expectedState: first.state,
+    });
+    const second = await agentCode('tickets.write', undefined, dave);
+
+    const mine = await server.call('GET', '/v1/me/grants', undefined, daveToken);
+    assert.equal(mine.status, 200);
+    assert.equal(mine.body.items.length, 2);
+    assert.ok(mine.body.items.every((g: { source: string }) => g.source === 'consent'));
+    const grantId = String(decodeJwt(tokens.access_token).grant_id);
+    const secondGrant = mine.body.items.find((g: { id: string }) => g.id !== grantId);
+
+    const revoked = await server.call('POST', `/v1/me/grants/${grantId}/revoke`, {}, daveToken);
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, false);
+
+    // A code not yet exchanged dies with its grant too.
+    await server.call('POST', `/v1/me/grants/${secondGrant.id}/revoke`, {}, daveToken);
+    await assert.rejects(
+      client.authorizationCodeGrant(agentClient, new URL(second.landing.url), {
+        pkceCodeVerifier: second.verifier,
+        expectedState: second.state,
+      }),
+      (e: { error?: string }) => e.error === 'invalid_grant',
+    );
+  });
+});
 
 describe('authorization_code + PKCE: attacks', () => {
   it('refuses a PKCE downgrade to the plain method', async () => {

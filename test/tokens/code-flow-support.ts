@@ -15,6 +15,7 @@ let counter = 0;
 export async function createPerson(
   server: TestServer,
   name: string,
+  roles: string[] = [],
 ): Promise<{ id: string; username: string; password: string }> {
   const password = `${name}-password-123`;
   const res = await server.call('POST', '/v1/users', {
@@ -22,7 +23,7 @@ export async function createPerson(
     password,
     display_name: `${name[0]?.toUpperCase()}${name.slice(1)} Example`,
     email: `${name}@example.test`,
-    roles: [],
+    roles,
   });
   if (res.status !== 201) throw new Error(`user: ${res.status} ${JSON.stringify(res.body)}`);
   return { id: res.body.id, username: name, password };
