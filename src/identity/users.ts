@@ -300,6 +300,43 @@ export class UserDirectory {
     }
   }
 
+  /**
+   * Issues a short-lived API token to a person who signed in elsewhere (the authorization server's
+   * sign-in page, proven by a redeemed console token): the account must be active and hold the
+   * role. Recorded as `auth.login_succeeded` with `action`.
+   */
+  async loginAs(
+    userId: string,
+    input: { role?: Role | undefined; expires_in: number },
+    request: AuditRequestMeta,
+    action: string,
+  ): Promise<{ token: string; record: ApiToken }> {
+    const user = toUser(await this.#row(userId));
+    const role = input.role ?? user.roles[0];
+    if (user.status !== 'active' || !role || !user.roles.includes(role)) {
+      throw new ForbiddenError(
+        role ? `user ${user.username} does not hold the role ${role}` : `user ${user.username} has no role`,
+        { code: 'ERR_ROLE_NOT_HELD' },
+      );
+    }
+    const caller: Caller = { userId: user.id, username: user.username, role, request };
+    await this.#deps.auditor.record({
+      type: 'auth.login_succeeded',
+      actor: actorOf(caller),
+      action,
+      outcome: 'success',
+      request,
+    });
+    return this.createToken(
+      {
+        name: `login ${new Date(this.#deps.clock.now()).toISOString()}`,
+        role,
+        expires_in: input.expires_in,
+      },
+      caller,
+    );
+  }
+
   async verifyPassword(username: string, password: string): Promise<User> {
     const row = (await this.#db
       .selectFrom('users')

@@ -812,6 +812,33 @@ export class TokenService {
   }
 
   /**
+   * Redeems a console access token (authorization_code + PKCE by `warden-console`) once: when it
+   * is active, issued to the console and for Warden itself, it is revoked (audited) and its person
+   * returned, so the caller can sign them in (`warden login --browser`). Anything else: undefined.
+   */
+  async redeemConsoleToken(token: string, request?: AuditRequestMeta): Promise<string | undefined> {
+    const claims = await this.introspect(token);
+    if (!claims.active || claims.client_id !== CONSOLE_CLIENT_ID || claims.aud !== this.issuer)
+      return undefined;
+    const jti = String(claims.jti);
+    const sub = String(claims.sub);
+    const changed = await this.#opts.auditor.transact(
+      (tx) => this.issued.revoke(tx, jti, 'redeemed for an API token'),
+      (revoked) => ({
+        type: 'token.revoked',
+        actor: { type: 'user', id: sub },
+        action: 'oauth.console_token.redeem',
+        resource: { type: 'access_token', id: jti },
+        outcome: 'success',
+        request,
+        details: { already_revoked: !revoked },
+      }),
+    );
+    // A token redeemed concurrently elsewhere counts once.
+    return changed ? sub : undefined;
+  }
+
+  /**
    * RFC 7009 for a Warden access token. Unknown or foreign-signed tokens are a successful no-op;
    * a token issued to another client is refused.
    */
