@@ -292,6 +292,11 @@ export class Interactions {
     // Offered but not chosen: recorded as rejected, so the library does not ask again.
     const unchosen = view.scopes.filter((s) => !chosen.includes(s));
     if (unchosen.length > 0) grant.rejectResourceScope(view.resource, unchosen.join(' '));
+    // OpenID scopes and claims are the console's business: an agent gets none (recorded as
+    // rejected, so the request completes without them and no ID token is issued to it).
+    const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
+    if (missing.missingOIDCScope?.length) grant.rejectOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims?.length) grant.rejectOIDCClaims(missing.missingOIDCClaims);
     await grant.save();
     const returnTo = await provider.interactionResult(
       req,

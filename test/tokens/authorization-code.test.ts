@@ -157,7 +157,8 @@ describe('authorization_code + PKCE: the console token as an RFC 8693 subject to
 
 describe('authorization_code + PKCE: an agent asks a person for delegation', () => {
   it('shows the consent screen and issues a delegated token (sub = person, act.sub = agent) under a consent grant', async () => {
-    const { landing, consent, verifier, state } = await agentCode('tickets.read');
+    // `openid` is the console's: an agent asking for it gets a token without it (and no ID token).
+    const { landing, consent, verifier, state } = await agentCode('openid tickets.read');
     assert.match(consent.body, new RegExp(delegating.name));
     assert.match(consent.body, /triage my support tickets this week/);
     assert.match(consent.body, /Acme Agents/);
@@ -171,6 +172,7 @@ describe('authorization_code + PKCE: an agent asks a person for delegation', () 
     assert.deepEqual(claims.act, { sub: delegating.id });
     assert.equal(claims.aud, GATEWAY);
     assert.equal(claims.scope, 'tickets.read');
+    assert.equal(tokens.id_token, undefined);
     const grant = await server.warden.tokens.grants.find(claims.grant_id);
     assert.ok(grant);
     assert.equal(grant.source, 'consent');
