@@ -57,7 +57,11 @@ describe('authorization_code across two nodes on one PostgreSQL database', () =>
 
     // The agent reaches node B's token endpoint for the exchange.
     const bConfig = new client.Configuration(
-      { ...onA.serverMetadata(), token_endpoint: toB(String(onA.serverMetadata().token_endpoint)) },
+      {
+        issuer: nodeA.url,
+        token_endpoint: toB(String(onA.serverMetadata().token_endpoint)),
+        authorization_response_iss_parameter_supported: true,
+      },
       agent.id,
       undefined,
       client.PrivateKeyJwt({
