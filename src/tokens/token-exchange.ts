@@ -201,8 +201,11 @@ export class TokenExchange {
     }
     if (params.actor_token !== undefined) await this.#checkActor(params, agentId);
 
-    const depth = subject.act ? actDepth(subject.act) : 0;
-    if (depth + 1 > this.#opts.config.maxDelegationDepth) {
+    // The current actor exchanging its own delegated token (to narrow scope or change resource)
+    // adds no link to the chain; anyone else becomes the new outermost actor.
+    const reexchange = subject.act?.sub === agentId;
+    const depth = (subject.act ? actDepth(subject.act) : 0) + (reexchange ? 0 : 1);
+    if (depth > this.#opts.config.maxDelegationDepth) {
       throw new Refusal(
         'invalid_request',
         'delegation_depth_exceeded',
@@ -289,7 +292,12 @@ export class TokenExchange {
       );
     }
 
-    const act: ActClaim = subject.act ? { sub: agentId, act: subject.act } : { sub: agentId };
+    const act: ActClaim =
+      reexchange && subject.act
+        ? subject.act
+        : subject.act
+          ? { sub: agentId, act: subject.act }
+          : { sub: agentId };
     const outcome: ExchangeOutcome = {
       userId: user.id,
       grantId: grant.id,

@@ -248,6 +248,25 @@ for (const backend of BACKENDS)
       );
     });
 
+    it('lets the current actor re-exchange its own delegated token for less, without growing the chain', async () => {
+      const first = await exchangeToken(server, agentA, {
+        subject_token: aliceIdToken,
+        subject_token_type: JWT_TYPE,
+        scope: 'tickets.read tickets.write',
+      });
+      const narrowed = await exchangeToken(server, agentA, {
+        subject_token: first.body.access_token,
+        subject_token_type: AT_TYPE,
+        scope: 'tickets.read',
+        resource: mcp,
+      });
+      assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+      const claims = decodeJwt(narrowed.body.access_token) as Record<string, any>;
+      assert.deepEqual(claims.act, { sub: agentA.id });
+      assert.equal(claims.aud, mcp);
+      assert.equal(claims.scope, 'tickets.read');
+    });
+
     it('refuses a token exchange asking for more scope than the grant', async () => {
       await refused(
         agentA,
@@ -444,6 +463,44 @@ for (const backend of BACKENDS)
       assert.equal(res.status, 401);
       assert.equal(res.body.error, 'invalid_client');
       assert.equal((await refusals('agent_suspended')).length, before + 1);
+    });
+
+    it('refuses a delegated subject token once the agent it was issued to is suspended', async () => {
+      const holder = await registerAgent(server, { scopes });
+      const hal = await users.create(
+        { username: `hal-${backend}`, email: 'hal@example.test', roles: [] },
+        undefined,
+      );
+      await grant(hal.id, holder, ['tickets.read']);
+      await grant(hal.id, agentB, ['tickets.read']);
+      const first = await exchangeToken(server, holder, {
+        subject_token: await idp.idToken({ sub: 'idp-hal', email: 'hal@example.test' }),
+        subject_token_type: JWT_TYPE,
+      });
+      assert.equal(first.status, 200);
+      assert.equal(
+        (await server.call('POST', `/v1/agents/${holder.id}/suspend`, { reason: 'test' })).status,
+        200,
+      );
+      await refused(
+        agentB,
+        { subject_token: first.body.access_token, subject_token_type: AT_TYPE },
+        'invalid_request',
+        'subject_token_inactive',
+      );
+    });
+
+    it('refuses a requested token type it cannot issue', async () => {
+      await refused(
+        agentA,
+        {
+          subject_token: aliceIdToken,
+          subject_token_type: JWT_TYPE,
+          requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token',
+        },
+        'invalid_request',
+        'unsupported_requested_token_type',
+      );
     });
 
     it('refuses an agent’s own token as the subject: it does not speak for a user', async () => {
