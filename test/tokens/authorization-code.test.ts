@@ -378,6 +378,24 @@ describe('authorization_code + PKCE: attacks', () => {
     assert.equal(res.location?.searchParams.get('code') ?? null, null);
   });
 
+  it('refuses a template whose delegation redirect URI is plain http off loopback or has a fragment', async () => {
+    for (const uri of [
+      'http://agent.example/callback',
+      'https://agent.example/cb#frag',
+      'javascript:alert(1)',
+    ]) {
+      const res = await server.call('POST', '/v1/templates', {
+        name: `bad-redirect-${uri.length}`,
+        spec: {
+          description: 'x',
+          allowed_scopes: ['a'],
+          delegation: { allowed: true, redirect_uris: [uri] },
+        },
+      });
+      assert.equal(res.status, 400, uri);
+    }
+  });
+
   it('does not grant a scope outside the agent template', async () => {
     // Only scopes outside the template: refused outright.
     const none = await authorize(
