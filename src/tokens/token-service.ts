@@ -749,7 +749,12 @@ export class TokenService {
       ctx.set('cache-control', 'no-store');
       if (route === 'introspection') {
         ctx.type = 'application/json';
-        ctx.body = await this.introspect(token);
+        const answer = await this.introspect(token);
+        // The console is a public client: it learns about its own tokens only, never an agent's.
+        ctx.body =
+          clientId === CONSOLE_CLIENT_ID && answer.active && answer.client_id !== CONSOLE_CLIENT_ID
+            ? { active: false }
+            : answer;
       } else {
         const outcome = await this.revoke(token, clientId, requestMeta(ctx));
         if (outcome === 'forbidden') {
@@ -1043,9 +1048,11 @@ export class TokenService {
     const code = typeof body.error === 'string' ? body.error : 'server_error';
     if (code === 'use_dpop_nonce') return; // a protocol step (RFC 9449 §8), not a refusal
     const clientId = ctx.oidc?.client?.clientId ?? clientIdOf(ctx);
-    const actor: AuditActor = clientId
-      ? { type: 'agent', id: clientId, name: state.agentName }
-      : { type: 'anonymous', id: 'unknown' };
+    // The public console client proves nobody's identity at the token endpoint.
+    const actor: AuditActor =
+      clientId && clientId !== CONSOLE_CLIENT_ID
+        ? { type: 'agent', id: clientId, name: state.agentName }
+        : { type: 'anonymous', id: clientId ?? 'unknown' };
     const detail =
       reason ??
       state.refusal ??

@@ -108,6 +108,8 @@ describe('authorization_code + PKCE: the console client', () => {
     );
     assert.equal(validated.sub, alice.id);
     assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, true);
+    // The public console client may introspect its own token over HTTP, nothing else.
+    assert.equal((await client.tokenIntrospection(consoleClient, tokens.access_token)).active, true);
     const issued = (await events('token.issued')).at(-1);
     assert.equal(issued?.actor.type, 'user');
     assert.equal(issued?.details?.grant_type, 'authorization_code');
@@ -180,6 +182,8 @@ describe('authorization_code + PKCE: an agent asks a person for delegation', () 
     assert.deepEqual(grant.scopes, ['tickets.read']);
     const record = await server.warden.tokens.issued.find(claims.jti);
     assert.equal(record?.grantId, grant.id);
+    assert.equal((await client.tokenIntrospection(consoleClient, tokens.access_token)).active, false);
+    assert.equal((await client.tokenIntrospection(agentClient, tokens.access_token)).active, true);
     assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, true);
 
     await server.warden.tokens.revokeGrant(
