@@ -183,7 +183,11 @@ export const delegationSpecSchema = z
       .max(90 * 86_400)
       .default(30 * 86_400),
   })
-  .strict();
+  .strict()
+  .refine((d) => !d.allowed || d.redirect_uris.length > 0, {
+    message: 'delegation.allowed needs at least one redirect URI',
+    path: ['redirect_uris'],
+  });
 export type DelegationSpec = z.infer<typeof delegationSpecSchema>;
 export const templateSpecSchema = z
   .object({

@@ -382,7 +382,7 @@ describe('authorization_code + PKCE: attacks', () => {
     assert.equal(res.location?.searchParams.get('code') ?? null, null);
   });
 
-  it('refuses a template whose delegation redirect URI is plain http off loopback or has a fragment', async () => {
+  it('refuses a delegating template without a redirect URI, or with one in plain http off loopback or with a fragment', async () => {
     for (const uri of [
       'http://agent.example/callback',
       'https://agent.example/cb#frag',
@@ -398,6 +398,11 @@ describe('authorization_code + PKCE: attacks', () => {
       });
       assert.equal(res.status, 400, uri);
     }
+    const none = await server.call('POST', '/v1/templates', {
+      name: 'no-redirect',
+      spec: { description: 'x', allowed_scopes: ['a'], delegation: { allowed: true } },
+    });
+    assert.equal(none.status, 400);
   });
 
   it('does not grant a scope outside the agent template', async () => {
