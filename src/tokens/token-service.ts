@@ -346,12 +346,17 @@ export class TokenService {
       interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
       extraParams: {
         // Why an agent asks (shown on the consent screen, kept on the delegation grant).
+        // The checks of an agent's delegation request run here, where every authorization request
+        // passes: a purpose, and exactly one resource (one consent screen, one grant, one audience).
         purpose: async (ctx, value, client) => {
           if (ctx.oidc.route !== 'authorization' || !client || client.clientId === CONSOLE_CLIENT_ID) return;
           if (typeof value !== 'string' || value.trim().length === 0 || value.length > 500) {
             throw new errors.InvalidRequest(
               'purpose is required (1 to 500 characters) when an agent asks for delegation',
             );
+          }
+          if (Array.isArray(ctx.oidc.params?.resource)) {
+            throw new errors.InvalidTarget('an agent asks for delegation on one resource at a time');
           }
         },
       },

@@ -382,6 +382,26 @@ describe('authorization_code + PKCE: attacks', () => {
     assert.equal(res.location?.searchParams.get('code') ?? null, null);
   });
 
+  it('refuses an agent request without a purpose, or for more than one resource', async () => {
+    const base = {
+      redirect_uri: AGENT_CALLBACK,
+      scope: 'tickets.read',
+      code_challenge: 'a'.repeat(43),
+      code_challenge_method: 'S256',
+    };
+    const noPurpose = await authorize(base, delegating.id);
+    assert.equal(noPurpose.location?.searchParams.get('error'), 'invalid_request');
+    assert.match(String(noPurpose.location?.searchParams.get('error_description')), /purpose/);
+    const url = new URL(`${server.url}/auth`);
+    url.search = new URLSearchParams([
+      ...Object.entries({ ...base, client_id: delegating.id, response_type: 'code', purpose: 'p' }),
+      ['resource', GATEWAY],
+      ['resource', 'https://other.example.test/api'],
+    ]).toString();
+    const two = await fetch(url, { redirect: 'manual' });
+    assert.equal(new URL(String(two.headers.get('location'))).searchParams.get('error'), 'invalid_target');
+  });
+
   it('refuses a delegating template without a redirect URI, or with one in plain http off loopback or with a fragment', async () => {
     for (const uri of [
       'http://agent.example/callback',
