@@ -5,7 +5,6 @@ import { z } from 'zod';
 import type { Auditor, AuditRequestMeta } from '../audit/index.ts';
 import {
   type Clock,
-  type Logger,
   NotFoundError,
   RateLimitedError,
   randomToken,
@@ -77,7 +76,6 @@ export interface InteractionsDeps {
   templates: TemplateRegistry;
   auditor: Auditor;
   clock: Clock;
-  logger: Logger;
   /** Whether cookies must be `Secure` (the issuer is https). */
   secure: boolean;
   trustProxy: boolean;

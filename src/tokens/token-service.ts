@@ -135,7 +135,6 @@ export class TokenService {
       templates: opts.templates,
       auditor: opts.auditor,
       clock: opts.clock,
-      logger: opts.logger,
       secure: opts.issuer.startsWith('https:'),
       trustProxy: opts.trustProxy,
       grantDelegation: (d) => this.#grantDelegation(d),
