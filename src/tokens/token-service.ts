@@ -344,9 +344,9 @@ export class TokenService {
       pkce: { required: () => true },
       interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
       extraParams: {
-        // Why an agent asks (shown on the consent screen, kept on the delegation grant).
-        // The checks of an agent's delegation request run here, where every authorization request
-        // passes: a purpose, and exactly one resource (one consent screen, one grant, one audience).
+        // Why an agent asks (shown on the consent screen, kept on the delegation grant). The other
+        // check of an agent's delegation request runs here too, where every authorization request
+        // passes: exactly one resource (one consent screen, one grant, one audience).
         purpose: async (ctx, value, client) => {
           if (ctx.oidc.route !== 'authorization' || !client || client.clientId === CONSOLE_CLIENT_ID) return;
           if (typeof value !== 'string' || value.trim().length === 0 || value.length > 500) {
