@@ -209,6 +209,9 @@ export class Interactions {
     if (details?.prompt.name !== 'consent' || details.params.client_id === CONSOLE_CLIENT_ID) {
       return this.#expired();
     }
+    // A second submission of the same screen (double click, back button) creates nothing more.
+    const decided = (details.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId;
+    if (decided) return this.#redirect(details.returnTo, []);
     const request = this.#requestMeta(req);
     const userId = String(details.session?.accountId ?? '');
     const clientId = String(details.params.client_id);

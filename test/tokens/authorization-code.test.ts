@@ -458,6 +458,22 @@ describe('authorization_code + PKCE: attacks', () => {
     assert.ok(grants.items.every((g) => !g.scopes.includes('admin.all')));
   });
 
+  it('creates one grant when the consent form is submitted twice', async () => {
+    const before = (await server.warden.tokens.grants.list({ userId: alice.id })).items.length;
+    let form: [string, string][] = [];
+    const { consent, browser } = await agentCode('tickets.read', (page) => {
+      form = [
+        ['csrf', formField(page.body, 'csrf')],
+        ['decision', 'approve'],
+        ['scope', 'tickets.read'],
+        ['duration', '3600'],
+      ];
+      return form;
+    });
+    await browser.post(`${consent.url}/consent`, form);
+    assert.equal((await server.warden.tokens.grants.list({ userId: alice.id })).items.length, before + 1);
+  });
+
   it('sends the person back with access_denied when they deny, granting nothing', async () => {
     const before = (await server.warden.tokens.grants.list({ userId: alice.id })).items.length;
     const { landing } = await agentCode('tickets.read', (consent) => [
