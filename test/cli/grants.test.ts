@@ -98,6 +98,10 @@ describe('warden grants', () => {
     assert.match(revoked.stdout, /revoke_reason\s+done/);
     const after = await admin(['grants', 'list', '--user', alice.body.id, '--all', '--json']);
     assert.equal(JSON.parse(after.stdout).items[0].active, false);
+    const shown = await admin(['grants', 'show', grant.id]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /active\s+false/);
+    assert.match(shown.stdout, /purpose\s+triage my tickets/);
     const again = await admin(['grants', 'revoke', grant.id, '--json']);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(JSON.parse(again.stdout).revoked_tokens, 0);

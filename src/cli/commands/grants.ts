@@ -17,7 +17,7 @@ export function parseDuration(value: string): number {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** `warden grants list|create|revoke`: what users let agents do on their behalf. */
+/** `warden grants list|show|create|revoke`: what users let agents do on their behalf. */
 export function grantsCommand(program: Command): void {
   const api = () => ApiClient.fromEnv();
   const grants = program
@@ -52,6 +52,13 @@ export function grantsCommand(program: Command): void {
         if (page.next_cursor) process.stderr.write(`more: --cursor ${page.next_cursor}\n`);
       }
     });
+  grants
+    .command('show <id>')
+    .description('admins: show one grant, active or not')
+    .option('--json')
+    .action(async (id: string, o: Opts) =>
+      printRecord(await api().request('GET', `/v1/grants/${encodeURIComponent(id)}`), o),
+    );
   grants
     .command('create')
     .description('admins: let an agent act for a user within the given scopes (source "api")')
