@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
+import pg from 'pg';
+import { PG_ADMIN_URL, tempDir } from '../support/databases.ts';
 import { startTestServer } from '../support/server.ts';
 import { formField, JarBrowser } from './browser-jar.ts';
 import {
@@ -11,20 +13,44 @@ import {
   createPerson,
   registerDelegatingAgent,
 } from './code-flow-support.ts';
-import { freePort, GATEWAY, startTokenServer } from './support.ts';
+import { freePort, GATEWAY } from './support.ts';
 
 describe('authorization_code across two nodes on one PostgreSQL database', () => {
   it('continues a flow on another node, exchanges the code there once, and refuses its replay on the first', async () => {
-    const nodeA = await startTokenServer('postgres');
+    // The database is created here and its drop registered last: hooks run in order, and a drop
+    // (WITH FORCE) before both nodes are closed would cut their connections from under them.
+    const name = `warden_test_${process.pid}_nodes_${Math.random().toString(36).slice(2, 8)}`;
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.end();
+    const databaseUrl = Object.assign(new URL(PG_ADMIN_URL), { pathname: `/${name}` }).toString();
+    const dataDir = tempDir();
+    const portA = await freePort();
+    const nodeA = await startTestServer('postgres', {
+      databaseUrl,
+      dataDir,
+      env: {
+        WARDEN_PORT: String(portA),
+        WARDEN_PUBLIC_URL: `http://127.0.0.1:${portA}`,
+        WARDEN_TOKENS_RESOURCES: GATEWAY,
+      },
+    });
     const nodeB = await startTestServer('postgres', {
-      databaseUrl: nodeA.warden.config.databaseUrl as string,
-      dataDir: nodeA.dataDir,
+      databaseUrl,
+      dataDir,
       env: {
         WARDEN_NODE_ID: 'node-b',
         WARDEN_PORT: String(await freePort()),
         WARDEN_PUBLIC_URL: nodeA.url,
         WARDEN_TOKENS_RESOURCES: GATEWAY,
       },
+    });
+    after(async () => {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
     });
     const frank = await createPerson(nodeA, 'frank');
     const agent = await registerDelegatingAgent(nodeA, { allowed: true });
