@@ -69,7 +69,8 @@ export async function startServe(env: Record<string, string | undefined>): Promi
   });
   child.stdout.resume();
   const stop = async () => {
-    if (child.exitCode !== null) return child.exitCode;
+    // A child ended by a signal has no exit code: waiting for its 'exit' again would never end.
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
     return code;
