@@ -49,9 +49,23 @@ const warden = await createWarden(config, {
 });
 const creds = await bootstrapAdmin(warden);
 const app = await buildServer(warden);
+// CPU time of this process per governed call since the last reset: unlike wall-clock latency it is
+// not inflated by other processes on a shared machine.
+let cpuSince = process.cpuUsage();
 app.get('/__bench/steps', async () => warden.gateway.stats.summary());
+app.get('/__bench/cpu', async () => {
+  const used = process.cpuUsage(cpuSince);
+  const calls = warden.gateway.stats.summary().total?.n ?? 0;
+  return {
+    calls,
+    user_us: used.user,
+    system_us: used.system,
+    per_call_us: (used.user + used.system) / calls,
+  };
+});
 app.post('/__bench/reset', async () => {
   warden.gateway.stats.reset();
+  cpuSince = process.cpuUsage();
   return {};
 });
 await app.listen({ host: '127.0.0.1', port });

@@ -130,6 +130,11 @@ export async function run(): Promise<void> {
         string,
         { p50: number; p99: number }
       >;
+      const cpu = (await (await fetch(`${gwUrl}/__bench/cpu`)).json()) as {
+        per_call_us: number;
+        user_us: number;
+        system_us: number;
+      };
       process.stdout.write(
         `\n${sessions} session${sessions > 1 ? 's' : ''}:\n` +
           `  direct   ${fmt(direct.perSecond, 0)} calls/s  p50 ${fmt(direct.p50, 2)} ms  p99 ${fmt(direct.p99, 2)} ms\n` +
@@ -137,7 +142,8 @@ export async function run(): Promise<void> {
           `  gateway/direct throughput ${fmt(via.perSecond / direct.perSecond, 2)}x; added latency p50 ${fmt(via.p50 - direct.p50, 2)} ms, p99 ${fmt(via.p99 - direct.p99, 2)} ms\n` +
           `  gateway steps (p50 / p99 ms): ${Object.entries(steps)
             .map(([k, v]) => `${k} ${fmt(v.p50, 2)}/${fmt(v.p99, 2)}`)
-            .join(', ')}\n`,
+            .join(', ')}\n` +
+          `  gateway node CPU per call: ${fmt(cpu.per_call_us / 1000, 2)} ms (user ${fmt(cpu.user_us / 1000, 0)} ms, system ${fmt(cpu.system_us / 1000, 0)} ms in total)\n`,
       );
     }
     process.stdout.write(

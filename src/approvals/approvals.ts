@@ -157,6 +157,7 @@ export class Approvals {
       ...deps,
       timeoutMs: this.settings.notifyTimeoutMs,
       recipients: (view) => this.#recipientEmails(view),
+      userEmail: (id) => this.#emailOf(id),
     });
     const registers = [deps.metrics];
     this.#metrics = {
@@ -868,14 +869,20 @@ export class Approvals {
     if (!view.approvers.allow_owner) ids = ids.filter((i) => i !== view.agent.owner_id);
     const emails: string[] = [];
     for (const id of ids) {
-      try {
-        const user = await this.#deps.identity.users.get(id);
-        if (user.email && user.status === 'active') emails.push(user.email);
-      } catch {
-        // A deleted user gets no mail.
-      }
+      const email = await this.#emailOf(id);
+      if (email) emails.push(email);
     }
     return emails;
+  }
+
+  /** An active user's email address; a deleted or disabled user gets no mail. */
+  async #emailOf(id: string): Promise<string | undefined> {
+    try {
+      const user = await this.#deps.identity.users.get(id);
+      return user.email && user.status === 'active' ? user.email : undefined;
+    } catch {
+      return undefined;
+    }
   }
 }
 

@@ -114,6 +114,31 @@ function emailText(view: ApprovalView): string {
 }
 
 /**
+ * Something a user must act on that is not an approval request, e.g. a connected account the
+ * vault marked broken. Carries no secret: ids, names and a reason code.
+ */
+export interface UserNotice {
+  /** Stable event type, e.g. `vault.account_broken`. */
+  type: string;
+  user_id: string;
+  /** One line (email subject, Slack header). */
+  title: string;
+  /** Plain text body: what happened and what to do. */
+  text: string;
+  details: Record<string, unknown>;
+}
+
+/** One notification as each channel kind renders it. */
+interface Message {
+  webhook: Record<string, unknown>;
+  slack: { text: string; blocks?: Record<string, unknown>[] };
+  subject: string;
+  text: string;
+  /** Who `notify_approvers` adds to an email channel's fixed recipients. */
+  concerned: () => Promise<string[]>;
+}
+
+/**
  * Notification channels (signed webhook, SMTP email, Slack incoming webhook). Secrets are sealed
  * in the store and opened only to deliver; they never appear in a view, a log line or an event.
  */
@@ -124,6 +149,7 @@ export class NotificationChannels {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #recipients: RecipientResolver;
+  readonly #userEmail: (userId: string) => Promise<string | undefined>;
   readonly #timeoutMs: number;
 
   constructor(deps: {
@@ -133,6 +159,8 @@ export class NotificationChannels {
     clock: Clock;
     logger: Logger;
     recipients: RecipientResolver;
+    /** An active user's email address, if any. */
+    userEmail: (userId: string) => Promise<string | undefined>;
     timeoutMs: number;
   }) {
     this.#store = deps.store;
@@ -141,6 +169,7 @@ export class NotificationChannels {
     this.#clock = deps.clock;
     this.#logger = deps.logger;
     this.#recipients = deps.recipients;
+    this.#userEmail = deps.userEmail;
     this.#timeoutMs = deps.timeoutMs;
   }
 
@@ -273,7 +302,36 @@ export class NotificationChannels {
    * only) and does not stop the others; delivery never blocks or fails the request itself.
    * @returns the names of the channels that delivered.
    */
-  async notify(view: ApprovalView): Promise<string[]> {
+  notify(view: ApprovalView): Promise<string[]> {
+    return this.#deliver({
+      webhook: notificationPayload(view),
+      slack: slackPayload(view),
+      subject: `Approval needed: ${view.binding_message}`,
+      text: emailText(view),
+      concerned: () => this.#recipients(view),
+    });
+  }
+
+  /**
+   * Tells a user about something they must act on (webhook `type` = the notice's type; email to
+   * the user's own address where the channel has `notify_approvers`). Same delivery rules as
+   * {@link notify}. @returns the names of the channels that delivered.
+   */
+  notifyUser(notice: UserNotice): Promise<string[]> {
+    const esc = (v: string) => v.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+    return this.#deliver({
+      webhook: { type: notice.type, user_id: notice.user_id, title: notice.title, details: notice.details },
+      slack: { text: `${esc(notice.title)}\n${esc(notice.text)}` },
+      subject: notice.title,
+      text: notice.text,
+      concerned: async () => {
+        const email = await this.#userEmail(notice.user_id);
+        return email ? [email] : [];
+      },
+    });
+  }
+
+  async #deliver(message: Message): Promise<string[]> {
     const rows = (await this.#store.db
       .selectFrom('approval_channels')
       .selectAll()
@@ -283,7 +341,7 @@ export class NotificationChannels {
     await Promise.all(
       rows.map(async (row) => {
         try {
-          await this.#send(row, view);
+          await this.#send(row, message);
           delivered.push(row.name);
         } catch (e) {
           this.#logger.warn(
@@ -312,11 +370,11 @@ export class NotificationChannels {
     if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { code: `ERR_HTTP_${res.status}` });
   }
 
-  async #send(row: ChannelRow, view: ApprovalView): Promise<void> {
+  async #send(row: ChannelRow, message: Message): Promise<void> {
     const config = JSON.parse(row.config) as Record<string, unknown>;
     switch (row.kind) {
       case 'webhook': {
-        const body = JSON.stringify(notificationPayload(view));
+        const body = JSON.stringify(message.webhook);
         const t = Math.floor(this.#clock.now() / 1000);
         await this.#post(config.url as string, body, {
           [SIGNATURE_HEADER]: signWebhook(this.#secret(row) as string, t, body),
@@ -325,11 +383,11 @@ export class NotificationChannels {
         return;
       }
       case 'slack':
-        await this.#post(this.#secret(row) as string, JSON.stringify(slackPayload(view)), {});
+        await this.#post(this.#secret(row) as string, JSON.stringify(message.slack), {});
         return;
       case 'email': {
         const to = new Set(config.to as string[]);
-        if (config.notify_approvers) for (const a of await this.#recipients(view)) to.add(a);
+        if (config.notify_approvers) for (const a of await message.concerned()) to.add(a);
         if (to.size === 0) return;
         const host = config.host as string;
         const loopback = ['127.0.0.1', 'localhost', '::1'].includes(host);
@@ -354,8 +412,8 @@ export class NotificationChannels {
           await transport.sendMail({
             from: config.from as string,
             to: [...to],
-            subject: `Approval needed: ${view.binding_message}`.replace(/[\r\n]+/g, ' ').slice(0, 200),
-            text: emailText(view),
+            subject: message.subject.replace(/[\r\n]+/g, ' ').slice(0, 200),
+            text: message.text,
           });
         } finally {
           transport.close();

@@ -46,10 +46,24 @@ export interface AuditorOptions {
   /** Most units (events or `transact` calls) in one database transaction. */
   maxBatch?: number | undefined;
   /**
+   * Group commit delay (config `audit.commitDelayMs`): while writers are concurrent (one of the
+   * last two batches held more than one unit, or units arrived while one was written), a batch waits this long
+   * for more units before it commits, so
+   * one durable commit (an fsync on the event loop, with SQLite) serves many more of them. A lone
+   * writer never waits. 0: commit after one event-loop turn.
+   */
+  commitDelayMs?: number | undefined;
+  /**
    * Retention policy (config `audit.retentionDays`): when set, the retention job runs hourly and
    * at open, removing this partition's events older than this many days. Unset: events are kept.
    */
   retentionDays?: number | undefined;
+  /**
+   * The highest seq of a partition that every consumer of the ledger (the SIEM exporters) has
+   * confirmed. Retention never removes an event after it, so an export that is behind or down
+   * loses nothing; until the consumers are known it should answer 0 (hold everything).
+   */
+  retentionHold?: ((partition: string) => Promise<number>) | undefined;
 }
 
 const optionsSchema = z.object({
@@ -58,6 +72,7 @@ const optionsSchema = z.object({
   checkpointIntervalSeconds: z.number().int().min(0).max(86_400).default(60),
   leaseSeconds: z.number().min(0.1).max(3600).default(30),
   maxBatch: z.number().int().min(1).max(10_000).default(2048),
+  commitDelayMs: z.number().int().min(0).max(100).default(0),
   retentionDays: z.number().int().min(1).max(36_500).optional(),
 });
 
@@ -78,6 +93,8 @@ export interface RetentionResult {
   partition: string;
   /** Events removed by this run. */
   removed: number;
+  /** Set when the retention hold kept events the age cutoff would have removed: the seq it held at. */
+  held_at?: number | undefined;
   /** Every event with `seq ≤ pruned_seq` has been removed. */
   pruned_seq: number;
   /** The signed checkpoint written before anything was removed. */
@@ -146,7 +163,11 @@ export class Auditor {
   readonly #intervalMs: number;
   readonly #leaseMs: number;
   readonly #maxBatch: number;
+  readonly #commitDelayMs: number;
+  /** Sizes of the last two batches: either above one means writers are concurrent. */
+  #lastBatches: [number, number] = [0, 0];
   readonly #retentionMs: number | undefined;
+  readonly #retentionHold: ((partition: string) => Promise<number>) | undefined;
   readonly #owner = uuidv7();
   #key: LedgerKey | undefined;
   #head: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
@@ -172,7 +193,9 @@ export class Auditor {
     this.#intervalMs = parsed.checkpointIntervalSeconds * 1000;
     this.#leaseMs = Math.round(parsed.leaseSeconds * 1000);
     this.#maxBatch = parsed.maxBatch;
+    this.#commitDelayMs = parsed.commitDelayMs;
     this.#retentionMs = parsed.retentionDays === undefined ? undefined : parsed.retentionDays * 86_400_000;
+    this.#retentionHold = options.retentionHold;
   }
 
   /**
@@ -187,6 +210,7 @@ export class Auditor {
       checkpointIntervalSeconds: options.checkpointIntervalSeconds,
       leaseSeconds: options.leaseSeconds,
       maxBatch: options.maxBatch,
+      commitDelayMs: options.commitDelayMs,
       retentionDays: options.retentionDays,
     });
     if (options.retentionDays !== undefined && !options.keyring) {
@@ -462,12 +486,21 @@ export class Auditor {
   }
 
   async #drain(): Promise<void> {
+    // Units that arrived while a batch was being written: writers are concurrent.
+    let arrivedMeanwhile = false;
     for (;;) {
       if (this.#queue.length > 0) {
         // Let callers woken by the previous commit enqueue their next unit first, so concurrent
         // writers share one commit instead of trickling in one by one.
         if (this.#queue.length < this.#maxBatch) await new Promise<void>((r) => setImmediate(r));
-        await this.#runBatch(this.#queue.splice(0, this.#maxBatch));
+        const concurrent = arrivedMeanwhile || this.#lastBatches[0] > 1 || this.#lastBatches[1] > 1;
+        if (this.#commitDelayMs > 0 && concurrent && this.#queue.length < this.#maxBatch) {
+          await new Promise<void>((r) => setTimeout(r, this.#commitDelayMs));
+        }
+        const batch = this.#queue.splice(0, this.#maxBatch);
+        this.#lastBatches = [batch.length, this.#lastBatches[0]];
+        await this.#runBatch(batch);
+        arrivedMeanwhile = this.#queue.length > 0;
       } else if (this.#jobs.length > 0) {
         await (this.#jobs.shift() as () => Promise<void>)();
       } else {
@@ -535,41 +568,46 @@ export class Auditor {
           own.set(u, e);
         }
       }
-      await this.#store.transaction(async (tx) => {
-        await this.#renewLease(tx);
-        const rows: EventRow[] = [];
-        let n = 0;
-        for (const u of units) {
-          if (own.has(u)) continue;
-          if (u.kind === 'record') {
-            const built = this.#build(cleaned.get(u) as AuditEventInput);
-            u.event = built.event;
-            rows.push(built.row);
-            continue;
+      // Committed without a blocking flush, then flushed off the event loop (below) before any
+      // caller hears of it: the event is durable when record()/transact() resolve, and the node
+      // keeps serving (and filling the next batch) while the disk flushes.
+      await this.#store.withoutSync((db) =>
+        db.transaction().execute(async (tx) => {
+          await this.#renewLease(tx);
+          const rows: EventRow[] = [];
+          let n = 0;
+          for (const u of units) {
+            if (own.has(u)) continue;
+            if (u.kind === 'record') {
+              const built = this.#build(cleaned.get(u) as AuditEventInput);
+              u.event = built.event;
+              rows.push(built.row);
+              continue;
+            }
+            const savepoint = `audit_unit_${n++}`;
+            await sql.raw(`SAVEPOINT ${savepoint}`).execute(tx);
+            const undo = this.#snapshot();
+            try {
+              const result = await u.fn(tx);
+              const built = this.#build(this.#clean(u.toEvent(result)));
+              await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
+              u.result = result;
+              rows.push(built.row);
+            } catch (e) {
+              undo();
+              own.set(u, e);
+              await sql.raw(`ROLLBACK TO SAVEPOINT ${savepoint}`).execute(tx);
+              await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
+            }
           }
-          const savepoint = `audit_unit_${n++}`;
-          await sql.raw(`SAVEPOINT ${savepoint}`).execute(tx);
-          const undo = this.#snapshot();
-          try {
-            const result = await u.fn(tx);
-            const built = this.#build(this.#clean(u.toEvent(result)));
-            await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
-            u.result = result;
-            rows.push(built.row);
-          } catch (e) {
-            undo();
-            own.set(u, e);
-            await sql.raw(`ROLLBACK TO SAVEPOINT ${savepoint}`).execute(tx);
-            await sql.raw(`RELEASE SAVEPOINT ${savepoint}`).execute(tx);
+          for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+            await tx
+              .insertInto('audit_events')
+              .values(rows.slice(i, i + INSERT_CHUNK))
+              .execute();
           }
-        }
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-          await tx
-            .insertInto('audit_events')
-            .values(rows.slice(i, i + INSERT_CHUNK))
-            .execute();
-        }
-      });
+        }),
+      );
     } catch (e) {
       restore();
       // The commit may or may not have reached the database (a lost connection): reload first.
@@ -580,11 +618,36 @@ export class Auditor {
       }
       return;
     }
+    let flushError: unknown;
+    try {
+      await this.#store.flush();
+    } catch (e) {
+      flushError = e;
+    }
     for (const u of units) {
       if (own.has(u)) u.reject(own.get(u));
+      else if (flushError !== undefined) this.#unflushed(u, flushError);
       else if (u.kind === 'record') u.resolve(u.event);
       else u.resolve(u.result);
     }
+  }
+
+  /**
+   * The batch committed but could not be flushed to disk. Fail closed refuses as for a failed
+   * write; fail open accepts (the change is committed: running a transact unit again would apply
+   * it twice).
+   */
+  #unflushed(unit: Unit, error: unknown): void {
+    if (this.failMode !== 'open') {
+      this.#unitFailed(unit, error);
+      return;
+    }
+    this.#logger.error(
+      { err: { message: (error as Error).message }, partition: this.partition },
+      'audit events committed but not flushed to disk',
+    );
+    if (unit.kind === 'record') unit.resolve(unit.event);
+    else unit.resolve(unit.result);
   }
 
   #unitFailed(unit: Unit, error: unknown): void {
@@ -655,9 +718,24 @@ export class Auditor {
       .where('partition', '=', this.partition)
       .where('time', '<', cutoff)
       .executeTakeFirst();
-    const k = Number(found?.k ?? 0);
+    const due = Number(found?.k ?? 0);
+    const hold = this.#retentionHold ? await this.#retentionHold(this.partition) : Number.POSITIVE_INFINITY;
+    const k = Math.min(due, hold);
+    const held_at = k < due ? k : undefined;
+    if (held_at !== undefined) {
+      this.#logger.warn(
+        { partition: this.partition, due_seq: due, held_at },
+        'audit retention held back: an exporter has not confirmed older events yet',
+      );
+    }
     if (k <= this.#pruned.seq) {
-      return { partition: this.partition, removed: 0, pruned_seq: this.#pruned.seq, checkpoint: undefined };
+      return {
+        partition: this.partition,
+        removed: 0,
+        pruned_seq: this.#pruned.seq,
+        checkpoint: undefined,
+        held_at,
+      };
     }
     const checkpoint = await this.#writeCheckpoint();
     // The frontier of leaves [0, k): what stays of the removed events in the tree.
@@ -711,6 +789,7 @@ export class Auditor {
               removed,
               max_age_ms: maxAgeMs,
               cutoff_time: cutoff,
+              ...(held_at !== undefined ? { held_by_export_at_seq: held_at } : {}),
               checkpoint_size: checkpoint?.size ?? this.#lastCheckpoint,
             },
           }),
@@ -727,6 +806,6 @@ export class Auditor {
     }
     this.#pruned = { seq: k, frontier: prefix.hashes() };
     this.#logger.info({ partition: this.partition, removed, pruned_seq: k }, 'audit retention applied');
-    return { partition: this.partition, removed, pruned_seq: k, checkpoint };
+    return { partition: this.partition, removed, pruned_seq: k, checkpoint, held_at };
   }
 }

@@ -99,11 +99,13 @@ export const configSchema = z
         /** `closed` (default): an action whose event cannot be written is refused. */
         failMode: z.enum(['closed', 'open']).default('closed'),
         checkpointIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
+        /** Group commit delay while writers are concurrent (src/audit/README.md); 0: none. */
+        commitDelayMs: z.coerce.number().int().min(0).max(100).default(0),
         /** Events older than this many days are removed by the retention job. Unset: kept forever. */
         retentionDays: z.coerce.number().int().min(1).max(36_500).optional(),
       })
       .strict()
-      .default({ failMode: 'closed', checkpointIntervalSeconds: 60 }),
+      .default({ failMode: 'closed', checkpointIntervalSeconds: 60, commitDelayMs: 0 }),
     /** The gateway's approve step (src/gateway/README.md): how a call that needs approval waits. */
     gateway: z
       .object({
@@ -212,6 +214,7 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_AUDIT_FAIL_MODE: 'audit.failMode',
   WARDEN_AUDIT_CHECKPOINT_INTERVAL: 'audit.checkpointIntervalSeconds',
   WARDEN_AUDIT_RETENTION_DAYS: 'audit.retentionDays',
+  WARDEN_AUDIT_COMMIT_DELAY_MS: 'audit.commitDelayMs',
   WARDEN_EXPORT_POLL_INTERVAL: 'export.pollIntervalMs',
   WARDEN_GATEWAY_APPROVAL_MODE: 'gateway.approvalMode',
   WARDEN_GATEWAY_APPROVAL_WAIT_SECONDS: 'gateway.approvalWaitSeconds',

@@ -268,6 +268,14 @@ export class Exporter {
     return sink;
   }
 
+  /**
+   * The ledger's retention hold: the highest seq of `partition` that every enabled sink has
+   * confirmed, so retention never removes an event a SIEM has not received.
+   */
+  confirmedThrough(partition: string): Promise<number> {
+    return this.#sinks.confirmedThrough(this.#deps.store.db, partition);
+  }
+
   /** Lists every sink (secrets are never included). */
   async listSinks(): Promise<SinkView[]> {
     return (await this.#sinks.list(this.#deps.store.db)).map(viewOf);

@@ -177,6 +177,22 @@ export class SinkStore {
     return new Map(rows.map((r) => [r.partition as string, Number(r.seq)]));
   }
 
+  /**
+   * The highest seq of `partition` every enabled sink has confirmed (0 where one has no cursor
+   * there yet); `Infinity` when no sink is enabled. Disabled sinks hold nothing back.
+   */
+  async confirmedThrough(db: Kysely<any>, partition: string): Promise<number> {
+    const rows = await db
+      .selectFrom('export_sinks as s')
+      .leftJoin('export_cursors as c', (join) =>
+        join.onRef('c.sink_id', '=', 's.id').on('c.partition', '=', partition),
+      )
+      .select(['s.id', 'c.seq'])
+      .where('s.enabled', '=', 1)
+      .execute();
+    return rows.reduce((min, r) => Math.min(min, Number(r.seq ?? 0)), Number.POSITIVE_INFINITY);
+  }
+
   /** Moves a cursor forward (never back: a late commit from a former lease holder cannot rewind it). */
   async saveCursor(db: Kysely<any>, sinkId: string, partition: string, seq: number): Promise<void> {
     const now = this.#clock.now();

@@ -2,6 +2,7 @@ import {
   createLocalJWKSet,
   errors,
   type JSONWebKeySet,
+  type JWTHeaderParameters,
   type JWTPayload,
   type JWTVerifyGetKey,
   jwtVerify,
@@ -22,6 +23,8 @@ export interface AccessTokenClaims extends JWTPayload {
   scope?: string;
   cnf?: { jkt?: string };
   act?: { sub: string; act?: unknown };
+  /** Set by Warden on tokens issued on a verified provider attestation (src/tokens). */
+  agent_attestation?: { digest?: unknown; iss?: unknown };
 }
 
 /** Why a token was refused: a stable code and a message safe to show (never the token). */
@@ -48,25 +51,92 @@ export interface JwtTokenVerifierOptions {
   /** Seconds of clock skew tolerated on exp/nbf/iat. */
   clockSkewSeconds?: number;
   algorithms?: readonly string[];
+  /** How many verified tokens this verifier remembers (0: every presentation is verified in full). */
+  cacheSize?: number;
+}
+
+/** A token verified before: its claims, and the header and key it was verified with. */
+interface Verified {
+  claims: AccessTokenClaims;
+  header: JWTHeaderParameters;
+  key: unknown;
 }
 
 /**
  * RFC 9068 access-token validation: `typ` must be `at+jwt`, the algorithm on the allow-list, the
  * signature valid under Warden's signing keys (the `kid` must name one), `iss` exact, `aud` this
  * resource, `exp`/`nbf`/`iat` within a small skew, and the claims a resource server needs present.
+ *
+ * An agent presents the same token on every call until it expires, and the signature check is the
+ * costliest part of that: a token verified for an audience is remembered (least recently used
+ * dropped first). A remembered token is checked again for its times on every presentation, and is
+ * verified in full again when the key set no longer returns the key that verified it (rotation or
+ * removal). Revocation and the agent's status are checked after this step, on every call.
  */
 export class JwtTokenVerifier implements TokenVerifier {
   readonly #options: Required<JwtTokenVerifierOptions>;
+  readonly #verified = new Map<string, Verified>();
 
   constructor(options: JwtTokenVerifierOptions) {
-    this.#options = { clockSkewSeconds: 5, algorithms: ACCESS_TOKEN_ALGS, ...options };
+    this.#options = { clockSkewSeconds: 5, algorithms: ACCESS_TOKEN_ALGS, cacheSize: 10_000, ...options };
   }
 
   async verify(token: string, audience: string): Promise<AccessTokenClaims> {
+    const id = `${audience} ${token}`;
+    const hit = this.#verified.get(id);
+    if (hit) {
+      this.#verified.delete(id);
+      if (this.#timely(hit.claims) && (await this.#sameKey(hit, token))) {
+        this.#verified.set(id, hit);
+        return hit.claims;
+      }
+    }
+    const verified = await this.#verify(token, audience);
+    const o = this.#options;
+    if (o.cacheSize > 0) {
+      if (this.#verified.size >= o.cacheSize) {
+        const oldest = this.#verified.keys().next().value;
+        if (oldest !== undefined) this.#verified.delete(oldest);
+      }
+      this.#verified.set(id, verified);
+    }
+    return verified.claims;
+  }
+
+  /** The time checks of a remembered token (a failing one is verified in full, for the refusal). */
+  #timely(claims: AccessTokenClaims): boolean {
+    const o = this.#options;
+    const now = Math.floor(o.clock.now() / 1000);
+    return (
+      claims.exp > now - o.clockSkewSeconds &&
+      (typeof claims.nbf !== 'number' || claims.nbf <= now + o.clockSkewSeconds) &&
+      claims.iat <= now + o.clockSkewSeconds
+    );
+  }
+
+  /** True when the key set still returns the very key that verified a remembered token. */
+  async #sameKey(hit: Verified, token: string): Promise<boolean> {
+    try {
+      const [, payload = '', signature = ''] = token.split('.');
+      return (await this.#options.keys(hit.header, { payload, signature })) === hit.key;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Full verification. @throws TokenRefusal */
+  async #verify(token: string, audience: string): Promise<Verified> {
     const o = this.#options;
     let payload: JWTPayload;
+    let header: JWTHeaderParameters;
+    let key: unknown;
+    // Remembers which key verified the token, so a later presentation can ask for it again.
+    const keys: JWTVerifyGetKey = async (h, t) => {
+      key = await o.keys(h, t);
+      return key as Awaited<ReturnType<JWTVerifyGetKey>>;
+    };
     try {
-      ({ payload } = await jwtVerify(token, o.keys, {
+      ({ payload, protectedHeader: header } = await jwtVerify(token, keys, {
         issuer: o.issuer,
         audience,
         typ: 'at+jwt',
@@ -94,7 +164,7 @@ export class JwtTokenVerifier implements TokenVerifier {
         throw new TokenRefusal('ERR_TOKEN_CLAIMS', 'the access token cnf claim is malformed');
       }
     }
-    return payload as AccessTokenClaims;
+    return { claims: Object.freeze(payload) as AccessTokenClaims, header, key };
   }
 }
 

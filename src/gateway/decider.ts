@@ -19,6 +19,7 @@ export interface GatewayDecisionRequest {
     scopes?: string[];
     source_ip?: string;
     http?: { method: string; host: string; path: string };
+    attestation?: { verified: boolean; level?: string; claims?: string[] };
   };
 }
 

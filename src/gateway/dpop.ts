@@ -28,7 +28,9 @@ export interface ReplayCache {
 /**
  * The replay cache in the shared store: a primary-key insert per proof, so every node sees it.
  * Claims arriving together are written in one statement (`ON CONFLICT DO NOTHING … RETURNING`),
- * so concurrent calls share a commit instead of queueing for one each.
+ * so concurrent calls share a commit instead of queueing for one each. On SQLite that commit is
+ * not flushed to disk by itself ({@link Store.withoutSync}): the call's audit event, committed
+ * before the response, flushes it (a second fsync per call otherwise).
  */
 export class StoreReplayCache implements ReplayCache {
   readonly #store: Store;
@@ -70,12 +72,16 @@ export class StoreReplayCache implements ReplayCache {
         const batch = this.#pending.splice(0, 500);
         const unique = [...new Map(batch.map((c) => [c.key, c])).values()];
         try {
-          const rows = await this.#store.db
-            .insertInto('gateway_dpop_proofs')
-            .values(unique.map((c) => ({ key: c.key, expires_at: c.expiresAt })))
-            .onConflict((oc) => oc.column('key').doNothing())
-            .returning('key')
-            .execute();
+          // Not flushed on its own (SQLite): the claim is visible and survives a process crash at
+          // once, and is on disk once the call's audit event commits, before any response.
+          const rows = await this.#store.withoutSync((db) =>
+            db
+              .insertInto('gateway_dpop_proofs')
+              .values(unique.map((c) => ({ key: c.key, expires_at: c.expiresAt })))
+              .onConflict((oc) => oc.column('key').doNothing())
+              .returning('key')
+              .execute(),
+          );
           const inserted = new Set(rows.map((r) => r.key as string));
           const granted = new Set<string>();
           for (const c of batch) {
@@ -153,19 +159,27 @@ export class DpopVerifier {
     return this.#algs;
   }
 
-  /** Imported proof keys, by their JWK: an agent signs every proof with the same key. */
-  readonly #keys = new Map<string, Promise<Awaited<ReturnType<typeof importJWK>>>>();
+  /** Imported proof keys and their thumbprints, by their JWK: an agent signs every proof with the same key. */
+  readonly #keys = new Map<
+    string,
+    Promise<{ key: Awaited<ReturnType<typeof importJWK>>; thumbprint: string }>
+  >();
 
-  #importKey(jwk: JWK, alg: string): Promise<Awaited<ReturnType<typeof importJWK>>> {
+  #importKey(
+    jwk: JWK,
+    alg: string,
+  ): Promise<{ key: Awaited<ReturnType<typeof importJWK>>; thumbprint: string }> {
     const id = `${alg}:${JSON.stringify(jwk)}`;
-    let key = this.#keys.get(id);
-    if (!key) {
+    let entry = this.#keys.get(id);
+    if (!entry) {
       if (this.#keys.size >= 10_000) this.#keys.clear();
-      key = importJWK(jwk, alg);
-      key.catch(() => this.#keys.delete(id));
-      this.#keys.set(id, key);
+      entry = Promise.all([importJWK(jwk, alg), calculateJwkThumbprint(jwk, 'sha256')]).then(
+        ([key, thumbprint]) => ({ key, thumbprint }),
+      );
+      entry.catch(() => this.#keys.delete(id));
+      this.#keys.set(id, entry);
     }
-    return key;
+    return entry;
   }
 
   /** @throws TokenRefusal with an `ERR_DPOP_…` code. */
@@ -190,8 +204,11 @@ export class DpopVerifier {
     if (!jwk || typeof jwk !== 'object') throw bad('the DPoP proof has no jwk header');
     if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw bad('the DPoP proof jwk must be a public key');
     let payload: Record<string, unknown>;
+    let thumbprint: string;
     try {
-      const key = await this.#importKey(jwk, header.alg);
+      const imported = await this.#importKey(jwk, header.alg);
+      const key = imported.key;
+      thumbprint = imported.thumbprint;
       ({ payload } = await jwtVerify(proof, key, {
         typ: 'dpop+jwt',
         algorithms: [header.alg],
@@ -217,7 +234,6 @@ export class DpopVerifier {
     if (payload.ath !== accessTokenHash(input.accessToken)) {
       throw bad('the DPoP proof ath does not match the access token');
     }
-    const thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
     if (thumbprint !== input.jkt) throw bad('the DPoP proof key is not the key the access token is bound to');
     const key = createHash('sha256').update(`${thumbprint}\n${payload.jti}`).digest('base64url');
     const fresh = await this.#replay.claim(key, (iat + this.#window) * 1000 + 1000);

@@ -1,4 +1,3 @@
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../core/index.ts';
 import { WardenError } from '../core/index.ts';
 import type { GatewayDecision } from './decider.ts';
@@ -21,6 +20,14 @@ export const MCP_ERRORS = {
 } as const;
 
 /** A call the gateway refused or could not complete; rendered as an MCP error or a problem document. */
+/**
+ * An MCP SDK `McpError` (an upstream's JSON-RPC error), recognised by its name so this module
+ * does not load the SDK's schemas at start.
+ */
+function isMcpError(e: unknown): e is Error & { code: number } {
+  return e instanceof Error && e.name === 'McpError' && typeof (e as { code?: unknown }).code === 'number';
+}
+
 export class GatewayDenial extends Error {
   readonly code: string;
   readonly mcpCode: number;
@@ -122,7 +129,7 @@ export class GatewayDenial extends Error {
   static upstream(e: unknown, upstream: Upstream): GatewayDenial {
     if (e instanceof GatewayDenial) return e;
     const timedOut =
-      (e instanceof McpError && e.code === -32001) || (e as { name?: string })?.name === 'TimeoutError';
+      (isMcpError(e) && e.code === -32001) || (e as { name?: string })?.name === 'TimeoutError';
     if (timedOut) {
       return new GatewayDenial(
         `the upstream ${upstream.name} did not answer within ${upstream.timeout_ms} ms`,
@@ -135,8 +142,7 @@ export class GatewayDenial extends Error {
       );
     }
     // An upstream's own JSON-RPC error is passed on by code and message (they are the upstream's words).
-    const detail =
-      e instanceof McpError ? `: ${e.message.replace(/^MCP error -?\d+: /, '').slice(0, 500)}` : '';
+    const detail = isMcpError(e) ? `: ${e.message.replace(/^MCP error -?\d+: /, '').slice(0, 500)}` : '';
     return new GatewayDenial(`the upstream ${upstream.name} failed${detail}`, {
       code: 'ERR_UPSTREAM_FAILED',
       mcpCode: MCP_ERRORS.upstream,

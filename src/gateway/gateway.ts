@@ -23,6 +23,7 @@ import type { Caller, Identity } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { TokenRefusal, type TokenVerifier } from './access-token.ts';
 import { AgentGate, type CallPrincipal } from './agent-gate.ts';
+import { attestationContext } from './attestation-context.ts';
 import { type ChallengeContext, insufficientScope, refused } from './auth-errors.ts';
 import { type CredentialInjector, GATEWAY_REQUESTER, noVault } from './credentials.ts';
 import {
@@ -205,6 +206,7 @@ export class Gateway {
   readonly #gate: AgentGate;
   readonly #limiter: RateLimiter;
   readonly #withheld = new Set<string>();
+  readonly #toolHashes = new WeakMap<Tool, string>();
   #catalog: { list: Upstream[]; at: number } | undefined;
   readonly #unsubscribe: () => void;
   readonly #calls: Counter<'kind' | 'outcome'> | undefined;
@@ -456,6 +458,7 @@ export class Gateway {
         scopes: p.scopes,
         ...(spec.auth.meta.source_ip ? { source_ip: spec.auth.meta.source_ip } : {}),
         ...(spec.http ? { http: spec.http } : {}),
+        ...attestationContext(p.claims, p.resolved.provider.id),
       },
     };
     try {
@@ -765,7 +768,12 @@ export class Gateway {
 
   /** True when the tool's definition is the one an admin approved; otherwise records it (once) and withholds it. */
   async #pinned(u: Upstream, tool: Tool): Promise<boolean> {
-    const hash = toolDefinitionHash(tool);
+    // Tool objects are reused from the connection's cached list until it is refreshed: hash each once.
+    let hash = this.#toolHashes.get(tool);
+    if (hash === undefined) {
+      hash = toolDefinitionHash(tool);
+      this.#toolHashes.set(tool, hash);
+    }
     const pinned = u.pins[tool.name];
     if (pinned === hash) return true;
     const key = `${u.id}:${tool.name}:${hash}`;

@@ -1,30 +1,11 @@
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import {
-  CallToolRequestSchema,
-  GetPromptRequestSchema,
-  ListPromptsRequestSchema,
-  ListResourcesRequestSchema,
-  ListToolsRequestSchema,
-  McpError,
-  ReadResourceRequestSchema,
-} from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AuditIntent } from '../audit/index.ts';
-import { WardenError } from '../core/index.ts';
-import {
-  type Authenticated,
-  approvalRequestIdOf,
-  type Gateway,
-  type IncomingCall,
-  parseIntent,
-  unwrapUri,
-} from './gateway.ts';
-import { GatewayDenial, jsonRpcError, MCP_ERRORS } from './gateway-denial.ts';
+import { type Gateway, type IncomingCall, parseIntent, unwrapUri } from './gateway.ts';
+import { INTENT_HEADER } from './mcp-intent.ts';
 
-/** The `_meta` key (and HTTP header) an agent declares its intent with. */
-export const INTENT_META_KEY = 'warden/intent';
-export const INTENT_HEADER = 'x-warden-intent';
+export { INTENT_HEADER, INTENT_META_KEY } from './mcp-intent.ts';
+
+/** The MCP SDK's server side is loaded on the first MCP request, not at start. */
+let sdkServer: Promise<typeof import('./mcp-server.ts')> | undefined;
 
 /** Every value of a request header, from the raw list (Node joins or drops duplicates otherwise). */
 export function rawHeaderValues(request: FastifyRequest, name: string): string[] {
@@ -48,97 +29,6 @@ export function incomingCall(request: FastifyRequest): IncomingCall {
       request_id: request.id,
     },
   };
-}
-
-function intentOf(meta: unknown, header: AuditIntent | undefined): AuditIntent | undefined {
-  const fromMeta =
-    meta && typeof meta === 'object'
-      ? parseIntent((meta as Record<string, unknown>)[INTENT_META_KEY])
-      : undefined;
-  return fromMeta ?? header;
-}
-
-function mcpErrorOf(e: unknown): Error {
-  if (e instanceof GatewayDenial) return e.toMcpError();
-  if (e instanceof McpError) return e;
-  if (e instanceof WardenError) return jsonRpcError(MCP_ERRORS.unavailable, e.message, { code: e.code });
-  return jsonRpcError(MCP_ERRORS.internal, 'the gateway failed to process the call', {
-    code: 'ERR_INTERNAL',
-  });
-}
-
-/** An MCP server bound to one authenticated request; its handlers all go through the gateway. */
-function serverFor(gateway: Gateway, auth: Authenticated, headerIntent: AuditIntent | undefined): Server {
-  const server = new Server(
-    { name: 'warden-gateway', version: '0.1.0' },
-    {
-      capabilities: { tools: {}, resources: {}, prompts: {} },
-      instructions:
-        'Tools of the upstreams this agent may use, governed by Warden. Declare intent in _meta["warden/intent"].',
-    },
-  );
-  const guard =
-    <A, X, R>(fn: (req: A, extra: X) => Promise<R>) =>
-    async (req: A, extra: X): Promise<R> => {
-      try {
-        return await fn(req, extra);
-      } catch (e) {
-        throw mcpErrorOf(e);
-      }
-    };
-  server.setRequestHandler(
-    ListToolsRequestSchema,
-    guard(async () => ({ tools: await gateway.listTools(auth) })),
-  );
-  server.setRequestHandler(
-    CallToolRequestSchema,
-    guard(async (req, extra) => {
-      const progressToken = req.params._meta?.progressToken;
-      return gateway.callTool(
-        auth,
-        req.params.name,
-        req.params.arguments,
-        intentOf(req.params._meta, headerIntent),
-        {
-          approvalRequestId: approvalRequestIdOf(req.params._meta),
-          progress:
-            progressToken === undefined
-              ? undefined
-              : (progress, message) =>
-                  extra.sendNotification({
-                    method: 'notifications/progress',
-                    params: { progressToken, progress, message },
-                  }),
-        },
-      );
-    }),
-  );
-  server.setRequestHandler(
-    ListResourcesRequestSchema,
-    guard(async () => ({ resources: await gateway.listResources(auth) })),
-  );
-  server.setRequestHandler(
-    ReadResourceRequestSchema,
-    guard(async (req) =>
-      gateway.readResource(auth, req.params.uri, intentOf(req.params._meta, headerIntent)),
-    ),
-  );
-  server.setRequestHandler(
-    ListPromptsRequestSchema,
-    guard(async () => ({ prompts: await gateway.listPrompts(auth) })),
-  );
-  server.setRequestHandler(
-    GetPromptRequestSchema,
-    guard(async (req) =>
-      gateway.getPrompt(
-        auth,
-        req.params.name,
-        req.params.arguments,
-        intentOf(req.params._meta, headerIntent),
-      ),
-    ),
-  );
-  return server;
 }
 
 /** True when a body holds a `tools/call` with `_meta.progressToken`. */
@@ -184,14 +74,15 @@ export function mountMcpEndpoint(app: FastifyInstance, gateway: Gateway): void {
       if (upstream) gateway.checkScopes(auth, upstream, path);
     }
     const headerIntent = parseIntent(request.headers[INTENT_HEADER]);
-    const server = serverFor(gateway, auth, headerIntent);
+    sdkServer ??= import('./mcp-server.ts');
     // A plain JSON answer cannot carry notifications: a tool call that asked for progress (and may
     // be held for a person's approval) is answered as an SSE stream instead.
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: undefined,
-      enableJsonResponse: !wantsProgress(request.body),
-    });
-    await server.connect(transport);
+    const { server, transport } = await (await sdkServer).mcpExchange(
+      gateway,
+      auth,
+      headerIntent,
+      !wantsProgress(request.body),
+    );
     reply.hijack();
     reply.raw.on('close', () => {
       void transport.close();

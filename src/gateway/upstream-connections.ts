@@ -1,9 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../core/index.ts';
 import type { Upstream } from './schemas.ts';
 
@@ -21,6 +18,28 @@ const credentialFetch: typeof fetch = (input, init) => {
   for (const [k, v] of Object.entries(extra)) if (!FORBIDDEN_INJECTED.has(k.toLowerCase())) headers.set(k, v);
   return fetch(input, { ...init, headers });
 };
+
+/** The MCP SDK's client side, loaded when the first upstream is connected (not at start). */
+let sdkClient:
+  | Promise<
+      [
+        typeof import('@modelcontextprotocol/sdk/client/index.js'),
+        typeof import('@modelcontextprotocol/sdk/client/stdio.js'),
+        typeof import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+        typeof import('@modelcontextprotocol/sdk/types.js'),
+      ]
+    >
+  | undefined;
+
+function loadSdkClient() {
+  sdkClient ??= Promise.all([
+    import('@modelcontextprotocol/sdk/client/index.js'),
+    import('@modelcontextprotocol/sdk/client/stdio.js'),
+    import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+    import('@modelcontextprotocol/sdk/types.js'),
+  ]);
+  return sdkClient;
+}
 
 /** Connecting and listing may take longer than a call's budget (a stdio server starting up). */
 function discoveryTimeout(u: Upstream): number {
@@ -80,6 +99,12 @@ export class UpstreamConnections {
 
   async #connect(e: Entry): Promise<Client> {
     const u = e.upstream;
+    const [
+      { Client },
+      { getDefaultEnvironment, StdioClientTransport },
+      { StreamableHTTPClientTransport },
+      { ToolListChangedNotificationSchema },
+    ] = await loadSdkClient();
     const client = new Client({ name: 'warden-gateway', version: '0.1.0' });
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
       e.tools = undefined;

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -143,6 +144,21 @@ function authorize(route: AnyRoute, caller: Caller): void {
   }
 }
 
+/**
+ * Fastify's route-schema compilers (Ajv, fast-json-stringify), required from Fastify's own
+ * location when a route first declares a JSON schema. Warden's routes validate with zod and
+ * declare none, so a node does not load them at start (Fastify would, when it is created).
+ */
+const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
+const lazyCompilers = {
+  buildValidator: (...args: unknown[]) =>
+    (fastifyRequire('@fastify/ajv-compiler') as () => (...a: unknown[]) => unknown)()(...args),
+  buildSerializer: (...args: unknown[]) =>
+    (fastifyRequire('@fastify/fast-json-stringify-compiler') as () => (...a: unknown[]) => unknown)()(
+      ...args,
+    ),
+};
+
 /** Builds the HTTP server: admin API, health, metrics, OpenAPI, problem+json errors. */
 export async function buildServer(
   warden: Warden,
@@ -154,6 +170,7 @@ export async function buildServer(
     trustProxy: warden.config.http.trustProxy,
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: true,
+    schemaController: { compilersFactory: lazyCompilers as never },
   });
 
   const requests = new Counter({
@@ -227,8 +244,12 @@ export async function buildServer(
   registerGateway(app, warden);
   registerApprovalPages(app, warden);
 
-  const openapi = buildOpenApi(routes, { version: VERSION, serverUrl: warden.publicUrl });
-  app.get('/openapi.json', async () => openapi);
+  // Built when first asked for: converting every route's zod schemas is a sizeable part of a start.
+  let openapi: Record<string, unknown> | undefined;
+  app.get('/openapi.json', async () => {
+    openapi ??= buildOpenApi(routes, { version: VERSION, serverUrl: warden.publicUrl });
+    return openapi;
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const ok = await warden.store.ping();

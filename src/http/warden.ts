@@ -127,6 +127,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
   const { keyring, source } = loadKeyring(config);
   const store = await Store.open({ url: config.databaseUrl, dataDir: config.dataDir });
   let auditor: Auditor | undefined;
+  let exporter: Exporter | undefined;
   try {
     if (options.migrate !== false) await store.migrate(allMigrations);
     await checkMasterKey(store, keyring);
@@ -138,7 +139,10 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       failMode: config.audit.failMode,
       keyring,
       checkpointIntervalSeconds: config.audit.checkpointIntervalSeconds,
+      commitDelayMs: config.audit.commitDelayMs,
       retentionDays: config.audit.retentionDays,
+      // Until the exporter exists nothing may be removed; then only what every sink has confirmed.
+      retentionHold: (partition: string) => exporter?.confirmedThrough(partition) ?? Promise.resolve(0),
     };
     try {
       auditor = await Auditor.open({ ...auditOptions, partition: nodeId });
@@ -184,18 +188,28 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       clock,
       logger,
       settings: { nodeId },
-      // No notification channel exists yet: the broken account is in the ledger and the log.
-      onAccountBroken: (n) =>
-        logger.warn(
-          { accountId: n.accountId, userId: n.userId, connection: n.connectionName },
-          'vault: a connected account must be reconnected by its user',
-        ),
+      // The user hears of it through the notification channels (the ledger has it already).
+      onAccountBroken: async (n) => {
+        await approvals.channels.notifyUser({
+          type: 'vault.account_broken',
+          user_id: n.userId,
+          title: `Reconnect your ${n.connectionName} account`,
+          text: [
+            `Warden can no longer use your ${n.connectionName} account for your agents (${n.reason}).`,
+            'Agents that act for you there will be refused until you connect it again:',
+            `  warden connections connect ${n.connectionName}`,
+            `or POST ${publicUrl}/v1/vault/connect/${encodeURIComponent(n.connectionName)}/start`,
+          ].join('\n'),
+          details: { account_id: n.accountId, connection: n.connectionName, reason: n.reason },
+        });
+      },
     });
-    const exporter = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
-    await exporter.start();
+    const sinks = await Exporter.create({ store, keyring, auditor, clock, logger }, config.export);
+    exporter = sinks;
+    await sinks.start();
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'warden_' });
-    registerExportMetrics(metrics, exporter);
+    registerExportMetrics(metrics, sinks);
     // The gateway trusts the token service's published keys and its record of revocations; tests
     // may hand it their own verifier instead (and then no revocation record applies).
     const ownVerifier = options.gateway?.tokenVerifier === undefined;
@@ -245,14 +259,14 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       tokens,
       policy,
       vault,
-      exporter,
+      exporter: sinks,
       gateway,
       approvals,
       metrics,
       async close() {
         await gateway.close();
         revocations?.close();
-        await exporter.stop();
+        await sinks.stop();
         vault.close();
         await approvals.close();
         await tokens.close();

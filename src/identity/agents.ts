@@ -9,6 +9,7 @@ import {
   uuidv7,
 } from '../core/index.ts';
 import { decodeCursor, isUniqueViolation, type Page, pageOf } from '../store/index.ts';
+import { AgentInstances } from './agent-instances.ts';
 import { actorOf, type Caller, type IdentityDeps, iso, isoRequired } from './context.ts';
 import { assertPublicJwks } from './jwks.ts';
 import type { ProviderRegistry } from './providers.ts';
@@ -82,9 +83,12 @@ export class AgentRegistry {
   readonly #deps: IdentityDeps;
   readonly #providers: ProviderRegistry;
   readonly #templates: TemplateRegistry;
+  /** The latest attested claims per agent instance. */
+  readonly instances: AgentInstances;
 
   constructor(deps: IdentityDeps, providers: ProviderRegistry, templates: TemplateRegistry) {
     this.#deps = deps;
+    this.instances = new AgentInstances(deps);
     this.#providers = providers;
     this.#templates = templates;
   }

@@ -1,4 +1,17 @@
+export {
+  AgentInstances,
+  type AttestedInstance,
+  attestedInstanceSchema,
+  type InstanceAttestation,
+} from './agent-instances.ts';
 export { AgentRegistry, type ResolvedAgent } from './agents.ts';
+export {
+  type AttestedClaims,
+  attestationDigest,
+  attestationRefusal,
+  attestedClaimsOf,
+  attestedClaimsSchema,
+} from './attestation.ts';
 export { actorOf, type Caller, type IdentityDeps } from './context.ts';
 export { Identity } from './identity.ts';
 export {

@@ -1,6 +1,9 @@
 import type { Migration } from 'kysely';
 
-/** Users, admin API tokens, providers, templates (versioned) and agents. */
+/**
+ * Users, admin API tokens, providers, templates (versioned) and agents; `agent_instances` keeps
+ * the latest attested claims per agent instance (attestation-based client authentication).
+ */
 export const identityMigrations: Record<string, Migration> = {
   '20261125T000200_identity_init': {
     async up(db) {
@@ -83,6 +86,29 @@ export const identityMigrations: Record<string, Migration> = {
       for (const t of ['agents', 'template_versions', 'templates', 'providers', 'api_tokens', 'users']) {
         await db.schema.dropTable(t).execute();
       }
+    },
+  },
+  '20261126T030000_agent_instances': {
+    async up(db) {
+      await db.schema
+        .createTable('agent_instances')
+        .addColumn('agent_id', 'text', (c) => c.notNull().references('agents.id'))
+        /** RFC 7638 thumbprint of the attested instance key (`cnf.jwk`). */
+        .addColumn('instance_id', 'text', (c) => c.notNull())
+        .addColumn('provider_id', 'text', (c) => c.notNull())
+        .addColumn('provider_kid', 'text', (c) => c.notNull())
+        .addColumn('software_version', 'text')
+        .addColumn('image_digest', 'text')
+        .addColumn('model', 'text')
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('attestation_expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('first_attested_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_attested_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('agent_instances_pk', ['agent_id', 'instance_id'])
+        .execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('agent_instances').execute();
     },
   },
 };

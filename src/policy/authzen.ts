@@ -466,7 +466,7 @@ function partial(
   const req = toCedarRequest(normalized);
   const placeholder = unknown === 'principal' ? req.principal : req.resource;
   const placeholderKey = JSON.stringify(placeholder);
-  const answer = cedar.isAuthorizedPartial({
+  const answer = cedar().isAuthorizedPartial({
     principal: unknown === 'principal' ? null : req.principal,
     action: req.action,
     resource: unknown === 'resource' ? null : req.resource,

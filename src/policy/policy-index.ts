@@ -150,7 +150,7 @@ class SlotPool {
   }
 
   release(slot: string): void {
-    cedar.preparsePolicySet(slot, { staticPolicies: {} });
+    cedar().preparsePolicySet(slot, { staticPolicies: {} });
     this.#free.push(slot);
   }
 }
@@ -282,7 +282,7 @@ export class PolicyIndex {
   }
 
   #preparse(slot: string, policies: readonly ParsedPolicy[]): void {
-    const answer = cedar.preparsePolicySet(slot, { staticPolicies: staticPolicies(policies) });
+    const answer = cedar().preparsePolicySet(slot, { staticPolicies: staticPolicies(policies) });
     if (answer.type !== 'success') {
       throw new InternalError(`a validated policy slice failed to parse: ${answer.errors[0]?.message ?? ''}`);
     }
@@ -291,7 +291,7 @@ export class PolicyIndex {
   #run(slot: string, req: CedarRequest, use: ContextUse): CedarAnswer {
     if (this.#disposed) throw new InternalError('policy index used after dispose');
     const { context, entities } = pruned(req, use);
-    const answer = cedar.statefulIsAuthorized({
+    const answer = cedar().statefulIsAuthorized({
       principal: req.principal,
       action: req.action,
       resource: req.resource,

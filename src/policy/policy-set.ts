@@ -34,7 +34,7 @@ function diagnostics(prefix: string, errors: CedarTypes.DetailedError[]): Invali
  * and duplicate or malformed ids, with Cedar's diagnostics as `invalid-params`.
  */
 export function parsePolicySet(text: string): ParsedPolicySet {
-  const parts = cedar.policySetTextToParts(text);
+  const parts = cedar().policySetTextToParts(text);
   if (parts.type !== 'success') {
     throw new InvalidRequestError('the policy set does not parse', {
       code: 'ERR_POLICY_INVALID',
@@ -58,7 +58,7 @@ export function parsePolicySet(text: string): ParsedPolicySet {
     inSourceOrder[Number((cedarIds[k] as string).slice('policy'.length))] = policyText;
   });
   inSourceOrder.forEach((policyText, index) => {
-    const json = cedar.policyToJson(policyText);
+    const json = cedar().policyToJson(policyText);
     if (json.type !== 'success') {
       problems.push(...diagnostics(`policies[${index}]`, json.errors));
       return;
@@ -101,7 +101,7 @@ export function staticPolicies(policies: readonly ParsedPolicy[]): Record<string
  */
 export function validatePolicySet(text: string): ParsedPolicySet & { warnings: InvalidParam[] } {
   const parsed = parsePolicySet(text);
-  const answer = cedar.validate({
+  const answer = cedar().validate({
     schema: WARDEN_SCHEMA,
     validationSettings: { mode: 'strict' },
     policies: { staticPolicies: staticPolicies(parsed.policies) },

@@ -26,7 +26,7 @@ export class ChangeFeed {
   readonly #db: Kysely<any>;
   readonly #pool: pg.Pool | undefined;
   readonly #emitter = new EventEmitter();
-  #listener: pg.PoolClient | undefined;
+  #listener: { client: pg.PoolClient; release: (destroy: boolean) => void } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastSeq = 0;
   #reading: Promise<void> | undefined;
@@ -67,20 +67,44 @@ export class ChangeFeed {
 
   async #listen(): Promise<void> {
     if (!this.#pool || this.#stopped) return;
+    const retry = () => {
+      // Reconnect later; polling carries changes meanwhile.
+      if (!this.#stopped) setTimeout(() => void this.#listen(), 1000).unref();
+    };
+    let client: pg.PoolClient;
     try {
-      const client = await this.#pool.connect();
-      client.on('notification', () => void this.poll());
-      client.on('error', () => {
-        client.release(true);
-        if (this.#listener === client) this.#listener = undefined;
-        // Reconnect later; polling carries changes meanwhile.
-        setTimeout(() => void this.#listen(), 1000).unref();
-      });
-      await client.query(`LISTEN ${PG_CHANNEL}`);
-      this.#listener = client;
+      client = await this.#pool.connect();
     } catch {
-      setTimeout(() => void this.#listen(), 1000).unref();
+      retry();
+      return;
     }
+    // The connection may fail while LISTEN runs, later, or while stop() releases it: whichever
+    // comes first releases it, once (a second release throws from inside an event handler).
+    let released = false;
+    const release = (destroy: boolean) => {
+      if (released) return;
+      released = true;
+      if (this.#listener?.client === client) this.#listener = undefined;
+      client.release(destroy);
+    };
+    client.on('notification', () => void this.poll());
+    client.on('error', () => {
+      release(true);
+      retry();
+    });
+    try {
+      await client.query(`LISTEN ${PG_CHANNEL}`);
+    } catch {
+      release(true);
+      retry();
+      return;
+    }
+    if (released) return;
+    if (this.#stopped) {
+      release(true);
+      return;
+    }
+    this.#listener = { client, release };
   }
 
   async stop(): Promise<void> {
@@ -88,11 +112,14 @@ export class ChangeFeed {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#reading?.catch(() => {});
-    if (this.#listener) {
-      const l = this.#listener;
+    const listener = this.#listener;
+    if (listener) {
       this.#listener = undefined;
-      await l.query(`UNLISTEN ${PG_CHANNEL}`).catch(() => {});
-      l.release();
+      const ok = await listener.client.query(`UNLISTEN ${PG_CHANNEL}`).then(
+        () => true,
+        () => false,
+      );
+      listener.release(!ok);
     }
   }
 

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -29,17 +30,22 @@ export class Store {
   /** Cross-node change notifications (kill switch, policy and revocation updates). */
   readonly changes: ChangeFeed;
   readonly #onClose: () => Promise<void>;
+  /** SQLite: the write-ahead log, flushed by {@link Store.flush}. */
+  readonly #walPath: string | undefined;
+  #wal: Promise<FileHandle> | undefined;
 
   private constructor(
     dialect: StoreDialect,
     db: Kysely<any>,
     changes: ChangeFeed,
     onClose: () => Promise<void>,
+    walPath?: string,
   ) {
     this.dialect = dialect;
     this.db = db;
     this.changes = changes;
     this.#onClose = onClose;
+    this.#walPath = walPath;
   }
 
   /** Opens the store; for PostgreSQL it checks the connection before returning. */
@@ -57,6 +63,11 @@ export class Store {
       });
       pool.on('error', () => {
         // An idle client lost its connection; the pool replaces it. Queries report their own errors.
+      });
+      // A checked-out client whose connection drops (a PostgreSQL restart, a failover) also emits
+      // 'error'; unheard, that would crash the process. Its query rejects on its own.
+      pool.on('connect', (client) => {
+        client.on('error', () => {});
       });
       try {
         const client = await pool.connect();
@@ -81,10 +92,16 @@ export class Store {
     const db = new Kysely<any>({ dialect });
     const changes = ChangeFeed.local(db);
     await changes.start();
-    return new Store('sqlite', db, changes, async () => {
-      await changes.stop();
-      await db.destroy();
-    });
+    return new Store(
+      'sqlite',
+      db,
+      changes,
+      async () => {
+        await changes.stop();
+        await db.destroy();
+      },
+      `${path}-wal`,
+    );
   }
 
   /**
@@ -107,6 +124,47 @@ export class Store {
     return this.db.transaction().execute(fn);
   }
 
+  /**
+   * Runs `fn` with commits that are not flushed to disk one by one. On SQLite (WAL) they commit
+   * with `synchronous = NORMAL`: visible at once, safe from a crash of this process, and durable
+   * against power loss with the next ordinary commit (which flushes the WAL, and so every frame
+   * before it). Only for writes whose durability can wait for a commit that follows anyway (a DPoP
+   * proof claim: the call's audit event commits before the response). `fn` gets the store's only
+   * SQLite connection and must use the `db` it is given, never {@link Store.db}. On PostgreSQL `fn`
+   * runs as usual (its commits are not a blocking flush there).
+   */
+  async withoutSync<T>(fn: (db: Kysely<any>) => Promise<T>): Promise<T> {
+    if (this.dialect !== 'sqlite') return fn(this.db);
+    return this.db.connection().execute(async (db) => {
+      await sql`PRAGMA synchronous = NORMAL`.execute(db);
+      try {
+        return await fn(db);
+      } finally {
+        await sql`PRAGMA synchronous = FULL`.execute(db);
+      }
+    });
+  }
+
+  /**
+   * Makes every commit so far durable, also those of {@link Store.withoutSync}. On SQLite it is an
+   * fdatasync of the write-ahead log on libuv's thread pool: the event loop keeps serving while the
+   * disk flushes (a synchronous commit blocks it for the whole flush). On PostgreSQL commits are
+   * flushed by the server; nothing to do.
+   * @throws when the flush fails (the commits may not survive a power loss).
+   */
+  async flush(): Promise<void> {
+    if (this.#walPath === undefined) return;
+    this.#wal ??= open(this.#walPath, 'r');
+    try {
+      await (await this.#wal).datasync();
+    } catch (e) {
+      const wal = this.#wal;
+      this.#wal = undefined;
+      await wal.then((h) => h.close()).catch(() => {});
+      throw e;
+    }
+  }
+
   /** True when the database answers. */
   async ping(): Promise<boolean> {
     try {
@@ -118,6 +176,9 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    const wal = this.#wal;
+    this.#wal = undefined;
+    await wal?.then((h) => h.close()).catch(() => {});
     await this.#onClose();
   }
 }

@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { isUuid, NotFoundError } from '../core/index.ts';
 import type { AgentRegistry } from '../identity/index.ts';
+import { clientAuthMethod } from './client-attestation.ts';
 import { PERSISTED_MODELS, type ProviderRecords } from './provider-records.ts';
 import { requestState } from './request-state.ts';
 
@@ -18,7 +19,8 @@ export const CLIENT_EXTRA_PROPERTIES = [
  * The OAuth client behind an agent id, built on every lookup from the live registry (oidc-provider
  * caches the parsed client by a hash of this metadata, so a changed key set takes effect at once).
  * An agent that may not act (suspended, retired, provider distrusted) or an unknown id is no client:
- * the library answers `invalid_client`, and the reason is kept for the audit event.
+ * the library answers `invalid_client`, and the reason is kept for the audit event. The client's
+ * authentication method follows the request and the template (see `clientAuthMethod`).
  */
 export async function agentClientMetadata(
   agents: AgentRegistry,
@@ -40,25 +42,31 @@ export async function agentClientMetadata(
     throw e;
   }
   const { agent, provider, template } = resolved;
-  if (state) state.agentName = agent.name;
+  if (state) {
+    state.agentName = agent.name;
+    state.resolved = resolved;
+  }
   if (!resolved.usable) {
     if (state) {
+      // The provider first: distrusting it is what suspended its agents.
       state.refusal =
-        agent.status !== 'active'
-          ? `agent_${agent.status}`
-          : provider.status !== 'trusted'
-            ? 'provider_distrusted'
+        provider.status !== 'trusted'
+          ? 'provider_distrusted'
+          : agent.status !== 'active'
+            ? `agent_${agent.status}`
             : 'agent_unusable';
     }
     return undefined;
   }
+  const required = template.spec.attestation.required;
+  if (required && state && !state.attestation) state.refusal = 'attestation_required';
   // Only templates that allow delegation make an agent an authorization_code client; for the others
   // the library answers a /auth request with unauthorized_client.
   const delegation = template.spec.delegation?.allowed ? template.spec.delegation : undefined;
   return {
     client_id: agent.id,
     client_name: agent.name,
-    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_method: clientAuthMethod(required, state?.attestation),
     jwks: agent.jwks as AdapterPayload['jwks'],
     grant_types: [
       'client_credentials',

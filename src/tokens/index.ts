@@ -23,7 +23,7 @@ export { type IssuedToken, type IssuedTokenRecord, IssuedTokens } from './issued
 export { tokensMigrations } from './migrations.ts';
 export { ProviderRecords } from './provider-records.ts';
 export { RateLimiter } from './rate-limiter.ts';
-export { ReplayCache } from './replay-cache.ts';
+export { type ClaimKind, ReplayCache, ReplayClaims, ReplayDetectedError } from './replay-cache.ts';
 export {
   MAX_TOKEN_LIFETIME_MS,
   rewrapTokenKeys,

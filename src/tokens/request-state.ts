@@ -1,4 +1,24 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { KeyObject } from 'node:crypto';
+import type { AttestedClaims, ResolvedAgent } from '../identity/index.ts';
+import type { ReplayClaims } from './replay-cache.ts';
+
+/** How a request presents a client attestation: with its own PoP header, or with DPoP as the PoP. */
+export type PresentedAttestation = 'attestation_pop_jwt' | 'dpop_combined';
+
+/** A client attestation that passed the library's and Warden's checks (never key material). */
+export interface VerifiedAttestation {
+  method: PresentedAttestation;
+  providerId: string;
+  /** The provider key that signed it. */
+  kid: string;
+  /** RFC 7638 thumbprint of the attested instance key (`cnf.jwk`). */
+  instanceId: string;
+  claims: AttestedClaims;
+  digest: string;
+  /** The attestation's `exp`, epoch milliseconds. */
+  expiresAt: number;
+}
 
 /** An RFC 8693 §4.1 `act` claim: the current actor, and the one before it nested inside. */
 export interface ActClaim {
@@ -26,6 +46,15 @@ export interface RequestState {
   agentName?: string;
   /** Set by a successful token exchange: the user, grant and actor chain of the issued token. */
   exchange?: ExchangeOutcome;
+  /** Set when the request carries an `OAuth-Client-Attestation` header. */
+  attestation?: PresentedAttestation;
+  /** The agent behind the client, as resolved for this request (reused by attestation checks). */
+  resolved?: ResolvedAgent;
+  /** The provider key the attestation named (to tell a bad attestation from a bad PoP). */
+  attestationKey?: KeyObject;
+  attested?: VerifiedAttestation;
+  /** Single-use ids reserved by this request, written with its outcome (token endpoint only). */
+  claims?: ReplayClaims;
 }
 
 const storage = new AsyncLocalStorage<RequestState>();

@@ -14,6 +14,7 @@ import { type Clock, isUuid, type Logger, NotFoundError, type WardenConfig } fro
 import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
+import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
 import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
 import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import {
@@ -27,8 +28,8 @@ import { type ConsentedDelegation, Interactions } from './interactions.ts';
 import { IssuedTokens } from './issued-tokens.ts';
 import { ProviderRecords } from './provider-records.ts';
 import { RateLimiter } from './rate-limiter.ts';
-import { ReplayCache } from './replay-cache.ts';
-import { type RequestState, withRequestState } from './request-state.ts';
+import { type ClaimKind, ReplayCache, ReplayClaims, ReplayDetectedError } from './replay-cache.ts';
+import { type RequestState, requestState, withRequestState } from './request-state.ts';
 import { sharedSecret } from './server-secrets.ts';
 import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
 import { loadGrantHelpers, TOKEN_EXCHANGE_GRANT, TokenExchange } from './token-exchange.ts';
@@ -105,12 +106,14 @@ export class TokenService {
   readonly interactions: Interactions;
   /** What users delegated to agents: the ceiling of token exchange. */
   readonly grants: DelegationGrants;
+  readonly attestation: ClientAttestation;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
   readonly #exchange: TokenExchange;
   readonly #touched = new Map<string, number>();
   readonly #errors = new WeakMap<object, Error & Record<string, unknown>>();
   #nonceSecret: Buffer = Buffer.alloc(0);
+  #challengeSecret: Buffer = Buffer.alloc(0);
   #lib!: OidcProviderModule;
   #provider!: Provider;
   #callback!: (req: IncomingMessage, res: ServerResponse) => void;
@@ -151,6 +154,11 @@ export class TokenService {
       activeClaims: (token) => this.#activeClaims(token),
     });
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
+    this.attestation = new ClientAttestation({
+      agents: opts.agents,
+      clock: opts.clock,
+      authenticated: (ctx, clientId) => this.#rateLimit(ctx, clientId),
+    });
   }
 
   /** Loads (or creates) keys and secrets, builds the provider, and starts the housekeeping loops. */
@@ -159,6 +167,12 @@ export class TokenService {
     service.#lib = await loadOidcProvider();
     await loadGrantHelpers();
     service.#nonceSecret = await sharedSecret(opts.store, opts.keyring, opts.clock, 'dpop_nonce');
+    service.#challengeSecret = await sharedSecret(
+      opts.store,
+      opts.keyring,
+      opts.clock,
+      'attestation_challenge',
+    );
     await service.#reload();
     service.#unsubscribe = opts.store.changes.subscribe('tokens.keys', () => {
       service
@@ -181,7 +195,12 @@ export class TokenService {
     };
     every(60_000, () => service.rotateKeysIfDue());
     every(60_000, () =>
-      Promise.all([service.replay.purge(), service.issued.purge(), service.records.purge()]),
+      Promise.all([
+        service.replay.purge(),
+        service.issued.purge(),
+        service.records.purge(),
+        opts.agents.instances.purge(),
+      ]),
     );
     return service;
   }
@@ -329,11 +348,17 @@ export class TokenService {
         id_token_signed_response_alg: signer.alg,
       },
       // `none` is for the console alone (a public client; PKCE binds its codes); agents keep
-      // private_key_jwt, which their metadata names.
-      clientAuthMethods: ['private_key_jwt', 'none'],
+      // private_key_jwt or attestation-based client authentication, which their metadata names.
+      clientAuthMethods: [
+        'private_key_jwt',
+        'none',
+        'attest_jwt_client_auth',
+        'attest_jwt_client_auth_dpop' as never,
+      ],
       enabledJWA: {
         clientAuthSigningAlgValues: CLIENT_ALGS as never,
         dPoPSigningAlgValues: CLIENT_ALGS as never,
+        attestSigningAlgValues: CLIENT_ALGS as never,
       },
       jwks: { keys: keys.map((k) => k.privateJwk) as never },
       clockTolerance: 5,
@@ -383,6 +408,7 @@ export class TokenService {
         clientCredentials: { enabled: true },
         introspection: { enabled: true },
         revocation: { enabled: true },
+        attestClientAuth: this.attestation.feature(this.#challengeSecret, errors),
         dPoP: {
           enabled: true,
           nonceSecret: this.#nonceSecret,
@@ -427,7 +453,7 @@ export class TokenService {
             return {
               audience: resource,
               scope: template.allowedScopes.join(' '),
-              accessTokenTTL: Math.max(1, Math.min(template.lifetime, grantLeft)),
+              accessTokenTTL: Math.max(1, Math.min(this.attestation.lifetime(template.lifetime), grantLeft)),
               accessTokenFormat: 'jwt',
               jwt: { sign: { alg: signer.alg, kid: signer.kid } },
             };
@@ -448,6 +474,7 @@ export class TokenService {
         const template = requestTemplate(client);
         const claims: Record<string, unknown> = {
           agent_template: { id: template.id, version: template.version },
+          ...this.attestation.tokenClaims(),
         };
         // Delegated (authorization_code): sub is the person, the agent acts for them (RFC 8693 act).
         if (gty === 'authorization_code' && accountId) {
@@ -461,18 +488,7 @@ export class TokenService {
         if (claims.aud !== this.issuer) {
           throw new errors.InvalidClientAuth('audience (aud) must be the issuer identifier');
         }
-        if (ctx.oidc.route === 'token') {
-          const wait = this.#limiter.take(client.clientId);
-          if (wait > 0) {
-            ctx.set('retry-after', String(Math.max(1, Math.ceil(wait))));
-            const err = new errors.CustomOIDCProviderError(
-              'temporarily_unavailable',
-              'too many token requests from this client; retry later',
-            );
-            Object.assign(err, { status: 429, statusCode: 429 });
-            throw err;
-          }
-        }
+        if (ctx.oidc.route === 'token') this.#rateLimit(ctx, client.clientId);
       },
       ttl: {
         AuthorizationCode: 60,
@@ -487,7 +503,7 @@ export class TokenService {
         // person chose on the consent screen.
         Grant: 8 * 3600,
         ClientCredentials: (_ctx, _token, client) =>
-          requestTemplate(client as unknown as Record<string, unknown>).lifetime,
+          this.attestation.lifetime(requestTemplate(client as unknown as Record<string, unknown>).lifetime),
       },
       formats: {
         customizers: { jwt: async (_ctx, token, jwt) => this.#exchange.customize(token, jwt) },
@@ -503,9 +519,18 @@ export class TokenService {
     const provider = new OidcProvider(this.issuer, configuration);
     provider.proxy = this.#opts.trustProxy;
     this.#exchange.register(provider, errors, signer);
-    // Single use across every node: one atomic claim in the store instead of find-then-save.
+    // Single use across every node: one atomic claim in the store instead of find-then-save. At the
+    // token endpoint the ids are only reserved here and written with the request's outcome (the
+    // issued token's record, or the refusal), so a token costs one durable commit, not three.
     Object.defineProperty(provider.ReplayDetection, 'unique', {
-      value: (iss: string, jti: string, exp: number) => this.replay.claim(iss, jti, exp),
+      value: (iss: string, jti: string, exp: number) => {
+        const ctx = OidcProvider.ctx;
+        const claims = requestState()?.claims;
+        if (claims && ctx?.oidc?.route === 'token') {
+          return this.replay.reserve(claims, iss, jti, exp, claimKind(ctx, jti));
+        }
+        return this.replay.claim(iss, jti, exp);
+      },
     });
     for (const event of [
       'grant.error',
@@ -522,7 +547,10 @@ export class TokenService {
       });
     }
     provider.use(async (ctx, next) => {
-      const state: RequestState = {};
+      const state: RequestState = {
+        attestation: presentedAttestation(ctx.headers),
+        claims: new ReplayClaims(),
+      };
       const started = performance.now();
       if (tooLarge(ctx.req)) {
         ctx.status = 413;
@@ -535,10 +563,10 @@ export class TokenService {
       const oidc = (ctx as KoaContextWithOIDC).oidc;
       if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {
         await this.#afterAuthorization(ctx as KoaContextWithOIDC, started);
-        return;
+      } else if (oidc && ROUTES.has(oidc.route)) {
+        await this.#after(ctx as KoaContextWithOIDC, state, started);
       }
-      if (!oidc || !ROUTES.has(oidc.route)) return;
-      await this.#after(ctx as KoaContextWithOIDC, state, started);
+      await this.#settleClaims(ctx as KoaContextWithOIDC, state);
     });
     return provider;
   }
@@ -727,6 +755,19 @@ export class TokenService {
       );
     }
     await this.records.destroyGrant(grantId);
+  }
+
+  /** Per-client token endpoint rate limit: 429 with Retry-After once the bucket is empty. */
+  #rateLimit(ctx: KoaContextWithOIDC, clientId: string): void {
+    const wait = this.#limiter.take(clientId);
+    if (wait <= 0) return;
+    ctx.set('retry-after', String(Math.max(1, Math.ceil(wait))));
+    const err = new this.#lib.errors.CustomOIDCProviderError(
+      'temporarily_unavailable',
+      'too many token requests from this client; retry later',
+    );
+    Object.assign(err, { status: 429, statusCode: 429 });
+    throw err;
   }
 
   async #after(ctx: KoaContextWithOIDC, state: RequestState, started: number): Promise<void> {
@@ -963,10 +1004,12 @@ export class TokenService {
           if (exchange)
             await assertGrantsActive(this.grants, exchange.grantChain, tx, this.#opts.clock.now());
           if (delegationId) await assertGrantsActive(this.grants, [delegationId], tx, this.#opts.clock.now());
+          await this.replay.write(tx, state.claims as ReplayClaims, true);
           if (isConsole && libraryGrantId) {
             await this.records.noteIssued(tx, libraryGrantId, record.jti, record.expiresAt);
           }
           await this.issued.record(tx, record);
+          await this.attestation.persist(tx, state, record.clientId);
         },
         () => ({
           type: 'token.issued',
@@ -1010,9 +1053,11 @@ export class TokenService {
                   delegation_depth: exchange.actors.length,
                 }
               : {}),
+            ...this.attestation.auditDetails(state),
           },
         }),
       );
+      state.claims?.markSettled();
     } catch (e) {
       if (e instanceof GrantNoLongerActive) {
         state.refusal = 'grant_revoked_during_issuance';
@@ -1020,6 +1065,13 @@ export class TokenService {
         ctx.type = 'application/json';
         ctx.body = { error: 'invalid_grant', error_description: 'the delegation grant is no longer active' };
         await this.#recordRefusal(ctx, state, started);
+        return;
+      }
+      if (e instanceof ReplayDetectedError) {
+        // Another request (on any node) won one of this request's single-use ids first; the ids it
+        // did win are spent with the refusal.
+        replayRefusal(ctx, e);
+        await this.#recordRefusal(ctx, state, started, 'replay_detected');
         return;
       }
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
@@ -1041,6 +1093,29 @@ export class TokenService {
     }
   }
 
+  /**
+   * Writes single-use ids no outcome transaction took (e.g. a DPoP nonce challenge) before the
+   * answer goes out; a success whose id another request won meanwhile becomes a refusal.
+   */
+  async #settleClaims(ctx: KoaContextWithOIDC, state: RequestState): Promise<void> {
+    if (!state.claims || state.claims.settled) return;
+    try {
+      await this.replay.settle(state.claims);
+    } catch (e) {
+      if (e instanceof ReplayDetectedError) {
+        if (ctx.status < 400) replayRefusal(ctx, e);
+        return;
+      }
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'single-use ids could not be written',
+      );
+      ctx.status = 503;
+      ctx.type = 'application/json';
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the request could not be recorded' };
+    }
+  }
+
   async #recordRefusal(
     ctx: KoaContextWithOIDC,
     state: RequestState,
@@ -1050,7 +1125,8 @@ export class TokenService {
     const error = this.#errors.get(ctx);
     const body = isObject(ctx.body) ? ctx.body : {};
     const code = typeof body.error === 'string' ? body.error : 'server_error';
-    if (code === 'use_dpop_nonce') return; // a protocol step (RFC 9449 §8), not a refusal
+    // Protocol steps (RFC 9449 §8, the attestation challenge), not refusals.
+    if (code === 'use_dpop_nonce' || code === 'use_attestation_challenge') return;
     const clientId = ctx.oidc?.client?.clientId ?? clientIdOf(ctx);
     // The public console client proves nobody's identity at the token endpoint.
     const actor: AuditActor =
@@ -1060,29 +1136,39 @@ export class TokenService {
     const detail =
       reason ??
       state.refusal ??
+      (await this.attestation.refusalReason(ctx, error, state)) ??
       (typeof error?.error_detail === 'string' ? error.error_detail : undefined) ??
       (typeof body.error_description === 'string' ? body.error_description : undefined);
-    await this.#opts.auditor
-      .record({
-        type: 'token.refused',
-        actor,
-        action: `oauth.${ctx.oidc?.route ?? 'token'}`,
-        outcome: 'denied',
-        error_code: code,
-        request: requestMeta(ctx),
-        latency_ms: Math.round(performance.now() - started),
-        details: {
-          reason: detail,
-          grant_type: ctx.oidc?.params?.grant_type,
-          status: ctx.status,
-        },
-      })
-      .catch((e: unknown) =>
-        this.#opts.logger.error(
-          { err: { message: (e as Error).message } },
-          'token refusal could not be audited',
-        ),
-      );
+    const event: AuditEventInput = {
+      type: 'token.refused',
+      actor,
+      action: `oauth.${ctx.oidc?.route ?? 'token'}`,
+      outcome: 'denied',
+      error_code: code,
+      request: requestMeta(ctx),
+      latency_ms: Math.round(performance.now() - started),
+      details: {
+        reason: detail,
+        grant_type: ctx.oidc?.params?.grant_type,
+        status: ctx.status,
+      },
+    };
+    const claims = state.claims;
+    // The refused request's single-use ids are spent too, written with its refusal.
+    await (claims && !claims.settled
+      ? this.#opts.auditor
+          .transact(
+            (tx) => this.replay.write(tx, claims, false),
+            () => event,
+          )
+          .then(() => claims.markSettled())
+      : this.#opts.auditor.record(event)
+    ).catch((e: unknown) =>
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'token refusal could not be audited',
+      ),
+    );
   }
 }
 
@@ -1155,7 +1241,7 @@ function tooLarge(req: IncomingMessage): boolean {
 function clientIdOf(ctx: KoaContextWithOIDC): string | undefined {
   const params = ctx.oidc?.params as Record<string, unknown> | undefined;
   if (typeof params?.client_id === 'string') return params.client_id.slice(0, 100);
-  const assertion = params?.client_assertion;
+  const assertion = params?.client_assertion ?? (ctx.get('oauth-client-attestation') || undefined);
   if (typeof assertion !== 'string' || assertion.length > ASSERTION_MAX_CHARS) return undefined;
   try {
     const sub = decodeJwt(assertion).sub;
@@ -1167,4 +1253,34 @@ function clientIdOf(ctx: KoaContextWithOIDC): string | undefined {
 
 function requestMeta(ctx: KoaContextWithOIDC): AuditRequestMeta {
   return { source_ip: ctx.ip, user_agent: ctx.get('user-agent').slice(0, 300) || undefined };
+}
+
+/** Which of the request's JWTs a single-use id came from (a lost race is answered accordingly). */
+function claimKind(ctx: KoaContextWithOIDC, jti: string): ClaimKind {
+  const jtiOf = (jwt: unknown): unknown => {
+    if (typeof jwt !== 'string' || jwt.length > ASSERTION_MAX_CHARS) return undefined;
+    try {
+      return decodeJwt(jwt).jti;
+    } catch {
+      return undefined;
+    }
+  };
+  if (jtiOf(ctx.oidc.params?.client_assertion) === jti) return 'client_assertion';
+  if (jtiOf(ctx.get('dpop')) === jti) return 'dpop_proof';
+  return 'other';
+}
+
+/** The answer the library gives a replay it sees itself, for one found at commit time. */
+function replayRefusal(ctx: KoaContextWithOIDC, e: ReplayDetectedError): void {
+  ctx.type = 'application/json';
+  if (e.kind === 'client_assertion') {
+    ctx.status = 401;
+    ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
+  } else if (e.kind === 'dpop_proof') {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
+  } else {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_grant', error_description: e.message };
+  }
 }

@@ -202,6 +202,35 @@ for (const backend of BACKENDS) {
       assert.ok(text.includes('payments.send'));
     });
 
+    it('tells a user about a broken connected account: signed webhook, escaped Slack text, mail to the user', async () => {
+      const delivered = await node.approvals.channels.notifyUser({
+        type: 'vault.account_broken',
+        user_id: w.alice.id,
+        title: 'Reconnect your github account',
+        text: 'Warden can no longer use your github account <b>now</b>.',
+        details: { account_id: `acc-${w.alice.id}`, connection: 'github', reason: 'invalid_grant' },
+      });
+      assert.deepEqual(delivered.sort(), ['mail', 'siem-hook', 'slack']);
+      const hook = received.find((r) => r.path === '/hook' && r.body.includes(`acc-${w.alice.id}`));
+      assert.ok(hook, 'the webhook was delivered');
+      assert.ok(
+        verifySignature(hook.headers['warden-signature'] as string, hook.body, WEBHOOK_SECRET, Date.now()),
+      );
+      assert.deepEqual(JSON.parse(hook.body), {
+        type: 'vault.account_broken',
+        user_id: w.alice.id,
+        title: 'Reconnect your github account',
+        details: { account_id: `acc-${w.alice.id}`, connection: 'github', reason: 'invalid_grant' },
+      });
+      const slack = received.find((r) => r.path.startsWith('/slack/') && r.body.includes('github account'));
+      assert.ok(slack, 'the Slack webhook was delivered');
+      assert.ok(JSON.parse(slack.body).text.includes('&lt;b&gt;now&lt;/b&gt;'));
+      const mail = mails.find((m) => unQuote(m.raw).includes('Reconnect your github account')) as Mail;
+      assert.ok(mail, 'the mail was received');
+      // The fixed recipient and the user concerned, nobody else.
+      assert.deepEqual(mail.to.sort(), ['alice@example.test', 'secops@example.test']);
+    });
+
     it('keeps channel secrets sealed: not in views, columns or logs; a failing channel is logged without them', async () => {
       const views = await node.approvals.channels.list();
       assert.deepEqual(views.map((v) => v.name).sort(), ['broken', 'mail', 'siem-hook', 'slack']);

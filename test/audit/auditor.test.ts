@@ -23,6 +23,37 @@ async function widgets(db: Parameters<typeof sql.raw>[0] extends never ? never :
 
 for (const backend of BACKENDS) {
   describe(`audit ledger on ${backend}`, () => {
+    it('waits for more units while writers are concurrent (commit delay)', async () => {
+      const { store, auditor } = await openLedger(backend, { commitDelayMs: 80 });
+      const transactions = () => commits;
+      let commits = 0;
+      const transaction = store.transaction.bind(store);
+      // Counts the batches' database transactions on the real store.
+      store.transaction = (fn) => {
+        commits += 1;
+        return transaction(fn);
+      };
+      try {
+        // A lone writer: one transaction per event, each committed without waiting.
+        await auditor.record(toolCall(0));
+        await auditor.record(toolCall(1));
+        assert.equal(transactions(), 2);
+        // Concurrent writers: the first burst is one batch; the next batch waits for later arrivals.
+        await Promise.all([auditor.record(toolCall(2)), auditor.record(toolCall(3))]);
+        const before = transactions();
+        const first = auditor.record(toolCall(4));
+        await new Promise((r) => setTimeout(r, 20));
+        const second = auditor.record(toolCall(5));
+        await Promise.all([first, second]);
+        assert.equal(transactions() - before, 1, 'both events went into one transaction');
+        assert.equal(auditor.head.seq, 6);
+      } finally {
+        store.transaction = transaction;
+        await auditor.close();
+        await store.close();
+      }
+    });
+
     it('stores every acknowledged event exactly once under 256 concurrent writers, with a valid chain', async () => {
       const { store, auditor } = await openLedger(backend);
       try {

@@ -27,8 +27,8 @@ describe('warden keys rotate-master with vault secrets', () => {
     const res = await runWarden(['keys', 'rotate-master', '--json'], env);
     assert.equal(res.code, 0, res.stderr);
     // The core key check, the audit ledger's signing key, both credential versions, and the token
-    // service's signing key and DPoP nonce secret.
-    assert.equal(JSON.parse(res.stdout).rewrapped, 6);
+    // service's signing key, DPoP nonce secret and attestation challenge secret.
+    assert.equal(JSON.parse(res.stdout).rewrapped, 7);
 
     const second = await open();
     try {

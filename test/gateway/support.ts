@@ -71,6 +71,8 @@ export interface MintOptions {
   typ?: string;
   kid?: string;
   now?: number;
+  /** More claims (e.g. `agent_attestation`). */
+  extra?: Record<string, unknown>;
 }
 
 /** Mints an RFC 9068 access token as Warden's token service would. */
@@ -82,6 +84,7 @@ export async function mintAccessToken(key: IssuerKey, o: MintOptions): Promise<s
     ...(o.jkt ? { cnf: { jkt: o.jkt } } : {}),
     ...(o.act ? { act: o.act } : {}),
     ...(o.templateId ? { template_id: o.templateId } : {}),
+    ...o.extra,
   })
     .setProtectedHeader({ alg: 'ES256', typ: o.typ ?? 'at+jwt', kid: o.kid ?? key.kid })
     .setIssuer(o.issuer)

@@ -69,7 +69,8 @@ export async function startServe(env: Record<string, string | undefined>): Promi
   });
   child.stdout.resume();
   const stop = async () => {
-    // A child ended by a signal has no exit code: waiting for its 'exit' again would never end.
+    // A child ended by a signal has exitCode null and signalCode set: waiting for 'exit' again
+    // would hang (it can happen when SIGTERM lands before serve has installed its handler).
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];

@@ -207,6 +207,24 @@ export function registryCommands(program: Command): void {
     .action(async (ref: string, o: Opts) =>
       printRecord(await api().request('GET', `/v1/agents/${encodeURIComponent(ref)}`), o),
     );
+  agents
+    .command('instances <ref>')
+    .description('attested instances of an agent: image digest, model and version each last attested')
+    .option('--json')
+    .action(async (ref: string, o: Opts) => {
+      const page = await api().request<{ items: unknown[] }>(
+        'GET',
+        `/v1/agents/${encodeURIComponent(ref)}/instances`,
+      );
+      print(o.json ? page : page.items, o, [
+        'instance_id',
+        'image_digest',
+        'model',
+        'software_version',
+        'provider_kid',
+        'last_attested_at',
+      ]);
+    });
   for (const move of ['suspend', 'resume', 'retire'] as const) {
     agents
       .command(`${move} <ref>`)

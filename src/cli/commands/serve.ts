@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { loadConfig } from '../../core/index.ts';
 import { bootstrapAdmin, buildServer, createWarden } from '../../http/index.ts';
@@ -54,8 +55,11 @@ export function serveCommand(program: Command): void {
           'Log in with `npx warden login` and an API token (`warden tokens create` issues new ones).',
         );
       }
-      process.stderr.write(`${lines.join('\n')}\n\n`);
-      await new Promise<void>((resolve) => {
+      // Started: the young generation may grow with the load again (held off by bin/warden.js).
+      setFlagsFromString('--semi-space-growth-factor=2');
+      // Listening for the stop signals before the banner says ready: a supervisor that stops the
+      // node as soon as it reads the banner gets a clean shutdown, not the default signal death.
+      const stopped = new Promise<void>((resolve) => {
         let stopping = false;
         const stop = async () => {
           if (stopping) return;
@@ -75,5 +79,7 @@ export function serveCommand(program: Command): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      process.stderr.write(`${lines.join('\n')}\n\n`);
+      await stopped;
     });
 }

@@ -8,6 +8,7 @@ import {
   agentUpdateSchema,
   apiTokenCreateSchema,
   apiTokenSchema,
+  attestedInstanceSchema,
   listQuerySchema,
   loginSchema,
   providerCreateSchema,
@@ -347,6 +348,19 @@ export function identityRoutes(warden: Warden): AnyRoute[] {
       params: refParams,
       response: { status: 200, schema: agentSchema },
       handler: ({ params, caller }) => agents.get(params.ref, caller),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/agents/:ref/instances',
+      tag: 'agents',
+      summary: 'The agent’s attested instances and what each last attested (most recent first)',
+      auth: AGENT_READERS,
+      params: refParams,
+      response: { status: 200, schema: z.object({ items: z.array(attestedInstanceSchema) }) },
+      handler: async ({ params, caller }) => {
+        const agent = await agents.get(params.ref, caller);
+        return { items: await agents.instances.list(agent.id) };
+      },
     }),
     defineRoute({
       method: 'PATCH',

@@ -23,6 +23,8 @@ const ENDPOINTS: { method: 'GET' | 'POST'; url: string; target?: string }[] = [
   { method: 'GET', url: '/auth' },
   { method: 'POST', url: '/auth' },
   { method: 'GET', url: '/auth/:uid' },
+  // Attestation-based client authentication: a fresh PoP challenge (and DPoP nonce).
+  { method: 'POST', url: '/challenge' },
 ];
 
 const UID = /^[A-Za-z0-9_-]{10,64}$/;
