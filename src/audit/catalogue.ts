@@ -26,6 +26,9 @@ export const AUDIT_EVENT_TYPES = {
   'agent.resumed': 'A suspended agent was resumed.',
   'agent.retired': 'An agent was retired (final).',
   'token.issued': 'An access token was issued.',
+  'authorization.code_issued':
+    'An authorization code was issued to a client after a person signed in (and consented, for an agent).',
+  'authorization.consent_denied': 'A person denied (or could not complete) a delegation consent.',
   'token.refused': 'A token request was refused.',
   'token.revoked': 'A token or grant was revoked.',
   'token.introspected': 'A token was introspected.',

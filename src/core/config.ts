@@ -126,6 +126,31 @@ export const configSchema = z
       })
       .strict()
       .default({ sinks: [], pollIntervalMs: 200 }),
+    /**
+     * The first-party public client `warden-console` (authorization_code + PKCE S256): the console
+     * and `warden login --browser`. Redirect URIs must be https or http on a loopback address (any
+     * port is accepted for loopback, RFC 8252 §7.3). Unset: `<publicUrl>/console/callback` and
+     * `http://127.0.0.1/callback`.
+     */
+    console: z
+      .object({
+        redirectUris: z
+          .array(
+            z
+              .url({ protocol: /^https?$/ })
+              .refine(
+                (u) =>
+                  u.startsWith('https:') || /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//.test(u),
+                'https, or http on a loopback address',
+              ),
+          )
+          .max(20)
+          .default([]),
+        /** Lifetime of the console's user access tokens in seconds (default 15 minutes). */
+        accessTokenLifetimeSeconds: z.coerce.number().int().min(60).max(3600).default(900),
+      })
+      .strict()
+      .default({ redirectUris: [], accessTokenLifetimeSeconds: 900 }),
     /** The OAuth authorization server (src/tokens). */
     tokens: z
       .object({
@@ -193,6 +218,8 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_EXPORT_POLL_INTERVAL: 'export.pollIntervalMs',
   WARDEN_GATEWAY_APPROVAL_MODE: 'gateway.approvalMode',
   WARDEN_GATEWAY_APPROVAL_WAIT_SECONDS: 'gateway.approvalWaitSeconds',
+  WARDEN_CONSOLE_REDIRECT_URIS: 'console.redirectUris',
+  WARDEN_CONSOLE_ACCESS_TOKEN_LIFETIME: 'console.accessTokenLifetimeSeconds',
   WARDEN_TOKENS_RESOURCES: 'tokens.resources',
   WARDEN_TOKENS_SIGNING_ALG: 'tokens.signingAlg',
   WARDEN_TOKENS_KEY_ROTATION_SECONDS: 'tokens.keyRotationSeconds',
@@ -203,7 +230,7 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_TOKENS_TRUSTED_ISSUERS: 'tokens.trustedIssuers',
 };
 
-const LIST_KEYS = new Set(['masterKeyPrevious', 'tokens.resources']);
+const LIST_KEYS = new Set(['masterKeyPrevious', 'tokens.resources', 'console.redirectUris']);
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');

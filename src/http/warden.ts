@@ -174,6 +174,8 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       auditor: ledger,
       agents: identity.agents,
       users: identity.users,
+      templates: identity.templates,
+      console: config.console,
     });
     const policy = {
       admin: new PolicyAdmin({ store, auditor: ledger, clock }),

@@ -153,6 +153,42 @@ export const attestationRequirementSchema = z
     min_software_version: z.string().max(50).optional(),
   })
   .strict();
+/**
+ * Whether agents of a template may ask people for delegated access with `authorization_code` +
+ * PKCE (the consent screen), where the user is sent back to, and the longest grant a user may give.
+ * Absent: not allowed.
+ */
+export const delegationSpecSchema = z
+  .object({
+    allowed: z.boolean().default(false),
+    /** Registered redirect URIs of the agent's callback (https, or http on a loopback address). */
+    redirect_uris: z
+      .array(
+        z
+          .url({ protocol: /^https?$/ })
+          .max(500)
+          .refine(
+            (u) => u.startsWith('https:') || /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//.test(u),
+            'https, or http on a loopback address',
+          )
+          .refine((u) => !u.includes('#'), 'no fragment'),
+      )
+      .max(10)
+      .default([]),
+    /** Longest delegation a user may grant, in seconds: default 30 days, at most 90 days. */
+    max_duration_seconds: z
+      .number()
+      .int()
+      .min(300)
+      .max(90 * 86_400)
+      .default(30 * 86_400),
+  })
+  .strict()
+  .refine((d) => !d.allowed || d.redirect_uris.length > 0, {
+    message: 'delegation.allowed needs at least one redirect URI',
+    path: ['redirect_uris'],
+  });
+export type DelegationSpec = z.infer<typeof delegationSpecSchema>;
 export const templateSpecSchema = z
   .object({
     description: z.string().min(1).max(2000),
@@ -166,6 +202,7 @@ export const templateSpecSchema = z
     require_intent: z.array(toolSchema).max(500).default([]),
     risk_tier: z.enum(['low', 'medium', 'high', 'critical']).default('medium'),
     attestation: attestationRequirementSchema.default({ required: false, image_digests: [], models: [] }),
+    delegation: delegationSpecSchema.optional(),
   })
   .strict();
 export type TemplateSpec = z.infer<typeof templateSpecSchema>;

@@ -228,7 +228,6 @@ export class UserDirectory {
     );
   }
 
-  /** Checks a username and password; returns the user or throws without saying which was wrong. */
   /**
    * Signs a person in with username and password and issues a short-lived API token carrying one
    * of their roles. Failures are throttled and recorded; the answer never says which part was wrong.
@@ -238,35 +237,60 @@ export class UserDirectory {
     request: AuditRequestMeta,
   ): Promise<{ token: string; record: ApiToken }> {
     const now = this.#deps.clock.now();
-    const keys = [`user:${input.username}`, `ip:${request.source_ip ?? 'unknown'}`];
+    const user = await this.signIn(input.username, input.password, request, {
+      action: 'login',
+      role: input.role ?? 'any',
+    });
+    const role = (input.role ?? user.roles[0]) as Role;
+    const caller: Caller = { userId: user.id, username: user.username, role, request };
+    return this.createToken(
+      { name: `login ${new Date(now).toISOString()}`, role, expires_in: input.expires_in },
+      caller,
+    );
+  }
+
+  /**
+   * Checks a person's username and password behind the sign-in throttle (five failures per
+   * username or source address in five minutes, then `429`) and records `auth.login_succeeded` or
+   * `auth.login_failed` with `action`. Every sign-in form (API login, the authorization server's
+   * login page) goes through here, so they share one throttle.
+   * @param options.role when given, the user must hold it (`any`: at least one role), as API
+   *   login requires; the authorization server's login page signs in people without roles too.
+   * @throws RateLimitedError when throttled; UnauthenticatedError (`ERR_BAD_CREDENTIALS`) otherwise.
+   */
+  async signIn(
+    username: string,
+    password: string,
+    request: AuditRequestMeta,
+    options: { action: string; role?: Role | 'any' | undefined },
+  ): Promise<User> {
+    const now = this.#deps.clock.now();
+    const keys = [`user:${username}`, `ip:${request.source_ip ?? 'unknown'}`];
     this.#throttle.check(keys, now);
-    let user: User;
     try {
-      user = await this.verifyPassword(input.username, input.password);
-      const role = input.role ?? user.roles[0];
-      if (!role || !user.roles.includes(role)) {
+      const user = await this.verifyPassword(username, password);
+      const role = options.role === undefined || options.role === 'any' ? user.roles[0] : options.role;
+      if (options.role !== undefined && (!role || !user.roles.includes(role))) {
         throw new UnauthenticatedError('wrong username or password', { code: 'ERR_BAD_CREDENTIALS' });
       }
       this.#throttle.succeed(keys);
-      const caller: Caller = { userId: user.id, username: user.username, role, request };
       await this.#deps.auditor.record({
         type: 'auth.login_succeeded',
-        actor: actorOf(caller),
-        action: 'login',
+        actor: role
+          ? actorOf({ userId: user.id, username: user.username, role, request })
+          : { type: 'user', id: user.id, name: user.username },
+        action: options.action,
         outcome: 'success',
         request,
       });
-      return await this.createToken(
-        { name: `login ${new Date(now).toISOString()}`, role, expires_in: input.expires_in },
-        caller,
-      );
+      return user;
     } catch (e) {
       if (e instanceof UnauthenticatedError) {
         this.#throttle.fail(keys, now);
         await this.#deps.auditor.record({
           type: 'auth.login_failed',
-          actor: { type: 'anonymous', id: input.username },
-          action: 'login',
+          actor: { type: 'anonymous', id: username.slice(0, 64) },
+          action: options.action,
           outcome: 'denied',
           error_code: e.code,
           request,
@@ -274,6 +298,43 @@ export class UserDirectory {
       }
       throw e;
     }
+  }
+
+  /**
+   * Issues a short-lived API token to a person who signed in elsewhere (the authorization server's
+   * sign-in page, proven by a redeemed console token): the account must be active and hold the
+   * role. Recorded as `auth.login_succeeded` with `action`.
+   */
+  async loginAs(
+    userId: string,
+    input: { role?: Role | undefined; expires_in: number },
+    request: AuditRequestMeta,
+    action: string,
+  ): Promise<{ token: string; record: ApiToken }> {
+    const user = toUser(await this.#row(userId));
+    const role = input.role ?? user.roles[0];
+    if (user.status !== 'active' || !role || !user.roles.includes(role)) {
+      throw new ForbiddenError(
+        role ? `user ${user.username} does not hold the role ${role}` : `user ${user.username} has no role`,
+        { code: 'ERR_ROLE_NOT_HELD' },
+      );
+    }
+    const caller: Caller = { userId: user.id, username: user.username, role, request };
+    await this.#deps.auditor.record({
+      type: 'auth.login_succeeded',
+      actor: actorOf(caller),
+      action,
+      outcome: 'success',
+      request,
+    });
+    return this.createToken(
+      {
+        name: `login ${new Date(this.#deps.clock.now()).toISOString()}`,
+        role,
+        expires_in: input.expires_in,
+      },
+      caller,
+    );
   }
 
   async verifyPassword(username: string, password: string): Promise<User> {

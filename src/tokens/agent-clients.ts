@@ -2,6 +2,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { isUuid, NotFoundError } from '../core/index.ts';
 import type { AgentRegistry } from '../identity/index.ts';
 import { clientAuthMethod } from './client-attestation.ts';
+import { PERSISTED_MODELS, type ProviderRecords } from './provider-records.ts';
 import { requestState } from './request-state.ts';
 
 /** Extra client metadata Warden attaches to an agent client; read back when issuing its tokens. */
@@ -11,6 +12,7 @@ export const CLIENT_EXTRA_PROPERTIES = [
   'warden_token_lifetime',
   'warden_agent_name',
   'warden_allowed_scopes',
+  'warden_delegation_max_seconds',
 ] as const;
 
 /**
@@ -58,14 +60,22 @@ export async function agentClientMetadata(
   }
   const required = template.spec.attestation.required;
   if (required && state && !state.attestation) state.refusal = 'attestation_required';
+  // Only templates that allow delegation make an agent an authorization_code client; for the others
+  // the library answers a /auth request with unauthorized_client.
+  const delegation = template.spec.delegation?.allowed ? template.spec.delegation : undefined;
   return {
     client_id: agent.id,
     client_name: agent.name,
     token_endpoint_auth_method: clientAuthMethod(required, state?.attestation),
     jwks: agent.jwks as AdapterPayload['jwks'],
-    grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
-    response_types: [],
-    redirect_uris: [],
+    grant_types: [
+      'client_credentials',
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      ...(delegation ? ['authorization_code'] : []),
+    ],
+    response_types: delegation ? ['code'] : [],
+    redirect_uris: delegation ? delegation.redirect_uris : [],
+    warden_delegation_max_seconds: delegation ? delegation.max_duration_seconds : 0,
     dpop_bound_access_tokens: template.spec.require_dpop,
     warden_template_id: template.template_id,
     warden_template_version: template.version,
@@ -75,36 +85,77 @@ export async function agentClientMetadata(
   } as AdapterPayload;
 }
 
+/** What the storage adapter answers from. */
+export interface AdapterDeps {
+  agents: AgentRegistry;
+  records: ProviderRecords;
+  /** The first-party console client's metadata (`warden-console`). */
+  consoleClient: AdapterPayload;
+  /**
+   * Called when an authorization code turns out to be consumed already at the moment of consuming
+   * it (a concurrent replay on another node): revokes what the grant issued; returns the error to throw.
+   */
+  codeReplayed: (grantId: string | undefined) => Promise<Error>;
+  /**
+   * Whether the Warden delegation grant of this id is active: false makes the library's Grant of
+   * the same id vanish (codes under it fail), undefined means no Warden grant (the console's).
+   */
+  delegationActive: (grantId: string) => Promise<boolean | undefined>;
+  /** Revokes the (JWT) access tokens issued under a grant: the library asks on code replay. */
+  revokeAccessTokens: (grantId: string) => Promise<void>;
+}
+
 /**
- * oidc-provider's storage adapter. `Client` is answered from the agent registry. Nothing else is
- * persisted by the flows Warden enables: client credentials tokens are JWTs the library never
- * stores, and single-use ids go to {@link ReplayCache} (ReplayDetection.unique is replaced). Any
- * other write would mean an unreviewed flow was reached, so it fails loudly instead of silently
- * keeping state in one process's memory.
+ * oidc-provider's storage adapter. `Client` is answered from the agent registry (and the console
+ * client); sessions, interactions, authorization codes and grants go to {@link ProviderRecords}.
+ * Client credentials tokens are JWTs the library never stores, and single-use ids go to
+ * {@link ReplayCache} (ReplayDetection.unique is replaced). Any other write would mean an
+ * unreviewed flow was reached, so it fails loudly instead of silently keeping state in one
+ * process's memory.
  */
-export function adapterFor(agents: AgentRegistry): new (name: string) => Adapter {
+export function adapterFor(deps: AdapterDeps): new (name: string) => Adapter {
+  const { agents, records, consoleClient } = deps;
   return class WardenAdapter implements Adapter {
     readonly #name: string;
     constructor(name: string) {
       this.#name = name;
     }
     async find(id: string): Promise<AdapterPayload | undefined> {
-      if (this.#name === 'Client') return agentClientMetadata(agents, id);
+      if (this.#name === 'Client') {
+        return id === consoleClient.client_id ? consoleClient : agentClientMetadata(agents, id);
+      }
+      if (this.#name === 'Grant' && (await deps.delegationActive(id)) === false) return undefined;
+      if (PERSISTED_MODELS.has(this.#name)) return records.find(this.#name, id);
       return undefined;
     }
     async findByUserCode(): Promise<undefined> {
       return undefined;
     }
-    async findByUid(): Promise<undefined> {
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (PERSISTED_MODELS.has(this.#name)) return records.findByUid(this.#name, uid);
       return undefined;
     }
-    async upsert(): Promise<void> {
-      throw new Error(`oidc-provider tried to persist a ${this.#name}, which Warden does not enable`);
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (!PERSISTED_MODELS.has(this.#name)) {
+        throw new Error(`oidc-provider tried to persist a ${this.#name}, which Warden does not enable`);
+      }
+      await records.upsert(this.#name, id, payload, expiresIn);
     }
-    async consume(): Promise<void> {
-      throw new Error(`oidc-provider tried to consume a ${this.#name}, which Warden does not enable`);
+    async consume(id: string): Promise<void> {
+      if (this.#name !== 'AuthorizationCode') {
+        throw new Error(`oidc-provider tried to consume a ${this.#name}, which Warden does not enable`);
+      }
+      if (!(await records.consume(this.#name, id))) {
+        const code = await records.find(this.#name, id);
+        throw await deps.codeReplayed(typeof code?.grantId === 'string' ? code.grantId : undefined);
+      }
     }
-    async destroy(): Promise<void> {}
-    async revokeByGrantId(): Promise<void> {}
+    async destroy(id: string): Promise<void> {
+      if (PERSISTED_MODELS.has(this.#name)) await records.destroy(this.#name, id);
+    }
+    async revokeByGrantId(grantId: string): Promise<void> {
+      if (this.#name === 'AccessToken') await deps.revokeAccessTokens(grantId);
+      if (PERSISTED_MODELS.has(this.#name)) await records.revokeByGrantId(this.#name, grantId);
+    }
   };
 }

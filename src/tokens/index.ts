@@ -1,3 +1,4 @@
+export { CONSOLE_CLIENT_ID } from './console-client.ts';
 export {
   type DelegationGrant,
   type DelegationGrantInput,
@@ -12,8 +13,15 @@ export {
   type GrantRevocation,
   MAX_GRANT_LIFETIME_MS,
 } from './grant-admin.ts';
+export {
+  type ConsentedDelegation,
+  INTERACTION_CSRF_COOKIE,
+  type InteractionResponse,
+  Interactions,
+} from './interactions.ts';
 export { type IssuedToken, type IssuedTokenRecord, IssuedTokens } from './issued-tokens.ts';
 export { tokensMigrations } from './migrations.ts';
+export { ProviderRecords } from './provider-records.ts';
 export { RateLimiter } from './rate-limiter.ts';
 export { type ClaimKind, ReplayCache, ReplayClaims, ReplayDetectedError } from './replay-cache.ts';
 export {

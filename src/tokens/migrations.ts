@@ -10,7 +10,9 @@ import type { Migration } from 'kysely';
  * - `oauth_delegation_grants`: what a user delegated to an agent (scopes, resources, purpose,
  *   expiry), the ceiling of every token exchanged on their behalf;
  * - `oauth_access_token_grants`: every grant a delegated token depends on (its own and, for a
- *   nested exchange, those of the tokens it was derived from), so revoking one grant finds them all.
+ *   nested exchange, those of the tokens it was derived from), so revoking one grant finds them all;
+ * - `oauth_provider_records`: oidc-provider's sessions, interactions, authorization codes and
+ *   grants for the authorization_code flow (ids hashed, payloads sealed).
  */
 export const tokensMigrations: Record<string, Migration> = {
   '20261125T040000_tokens_init': {
@@ -123,6 +125,39 @@ export const tokensMigrations: Record<string, Migration> = {
       await db.schema.dropTable('oauth_access_token_grants').execute();
       await db.schema.alterTable('oauth_access_tokens').dropColumn('grant_id').execute();
       await db.schema.dropTable('oauth_delegation_grants').execute();
+    },
+  },
+  '20261126T031000_tokens_provider_records': {
+    async up(db) {
+      await db.schema
+        .createTable('oauth_provider_records')
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('id_hash', 'text', (c) => c.notNull())
+        .addColumn('payload_sealed', 'text', (c) => c.notNull())
+        .addColumn('uid_hash', 'text')
+        .addColumn('grant_id', 'text')
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('consumed_at', 'bigint')
+        .addPrimaryKeyConstraint('oauth_provider_records_pk', ['model', 'id_hash'])
+        .execute();
+      await db.schema
+        .createIndex('oauth_provider_records_uid')
+        .on('oauth_provider_records')
+        .columns(['model', 'uid_hash'])
+        .execute();
+      await db.schema
+        .createIndex('oauth_provider_records_grant')
+        .on('oauth_provider_records')
+        .column('grant_id')
+        .execute();
+      await db.schema
+        .createIndex('oauth_provider_records_expires')
+        .on('oauth_provider_records')
+        .column('expires_at')
+        .execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('oauth_provider_records').execute();
     },
   },
 };

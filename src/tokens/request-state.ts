@@ -44,6 +44,8 @@ export interface RequestState {
   /** Why the client was refused before the library could say (e.g. `agent_suspended`). */
   refusal?: string;
   agentName?: string;
+  /** Set by a successful token exchange: the user, grant and actor chain of the issued token. */
+  exchange?: ExchangeOutcome;
   /** Set when the request carries an `OAuth-Client-Attestation` header. */
   attestation?: PresentedAttestation;
   /** The agent behind the client, as resolved for this request (reused by attestation checks). */
@@ -53,8 +55,6 @@ export interface RequestState {
   attested?: VerifiedAttestation;
   /** Single-use ids reserved by this request, written with its outcome (token endpoint only). */
   claims?: ReplayClaims;
-  /** Set by a successful token exchange: the user, grant and actor chain of the issued token. */
-  exchange?: ExchangeOutcome;
 }
 
 const storage = new AsyncLocalStorage<RequestState>();

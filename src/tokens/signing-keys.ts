@@ -3,6 +3,7 @@ import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import type { Clock, Keyring } from '../core/index.ts';
 import { isUniqueViolation, type Store } from '../store/index.ts';
+import { rewrapProviderRecords } from './provider-records.ts';
 
 /** Algorithms Warden signs access tokens with. */
 export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256';
@@ -241,6 +242,7 @@ export async function rewrapTokenKeys(store: Store, keyring: Keyring): Promise<n
         .execute();
       count += 1;
     }
+    count += await rewrapProviderRecords(tx, keyring);
     return count;
   });
 }

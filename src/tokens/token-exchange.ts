@@ -11,6 +11,7 @@ import {
 import type { KoaContextWithOIDC, default as Provider } from 'oidc-provider';
 import { type Clock, NotFoundError, type WardenConfig } from '../core/index.ts';
 import type { User } from '../identity/index.ts';
+import { CONSOLE_CLIENT_ID } from './console-client.ts';
 import type { DelegationGrant, DelegationGrants } from './delegation-grants.ts';
 import type { DelegationUsers } from './grant-admin.ts';
 import type { IssuedTokens } from './issued-tokens.ts';
@@ -411,7 +412,11 @@ export class TokenExchange {
     if (claims.act !== undefined) {
       act = claims.act as ActClaim;
       actDepth(act);
-    } else if (typeof claims.client_id === 'string' && claims.client_id !== claims.sub) {
+    } else if (
+      typeof claims.client_id === 'string' &&
+      claims.client_id !== claims.sub &&
+      claims.client_id !== CONSOLE_CLIENT_ID
+    ) {
       // A token issued to an agent for the user without act (e.g. by authorization code): that
       // agent is the previous actor, so the chain does not lose it.
       act = { sub: claims.client_id };
@@ -426,7 +431,14 @@ export class TokenExchange {
       );
     }
     const grantChain = await this.#opts.issued.grantsOf(claims.jti);
-    const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [];
+    // The person's own console token (authorization_code, no act) speaks for them wholly: it
+    // carries no scope of any agent resource, so the grant alone bounds what is exchanged.
+    const own = claims.client_id === CONSOLE_CLIENT_ID && act === undefined;
+    const scopes = own
+      ? undefined
+      : typeof claims.scope === 'string'
+        ? claims.scope.split(' ').filter(Boolean)
+        : [];
     return { claims, user, act, scopes, grantChain, issuer: this.#opts.issuer };
   }
 

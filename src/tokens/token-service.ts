@@ -7,24 +7,26 @@ import {
   type JWTPayload,
   jwtVerify,
 } from 'jose';
-import type { Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
+import type { Account, Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
 import type { AuditActor, AuditEventInput, Auditor, AuditRequestMeta } from '../audit/index.ts';
 import type { Keyring } from '../core/index.ts';
-import { type Clock, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
-import type { AgentRegistry } from '../identity/index.ts';
+import { type Clock, isUuid, type Logger, NotFoundError, type WardenConfig } from '../core/index.ts';
+import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
 import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
+import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
 import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import {
   createGrant,
-  type DelegationUsers,
   type GrantAdminDeps,
   type GrantRequest,
   type GrantRevocation,
   revokeGrant,
 } from './grant-admin.ts';
+import { type ConsentedDelegation, Interactions } from './interactions.ts';
 import { IssuedTokens } from './issued-tokens.ts';
+import { ProviderRecords } from './provider-records.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { type ClaimKind, ReplayCache, ReplayClaims, ReplayDetectedError } from './replay-cache.ts';
 import { type RequestState, requestState, withRequestState } from './request-state.ts';
@@ -61,6 +63,8 @@ const CLIENT_ALGS = [
 const ASSERTION_MAX_CHARS = 8 * 1024;
 const TOKEN_MAX_CHARS = 16 * 1024;
 const ROUTES = new Set(['token', 'introspection', 'revocation']);
+/** Authorization endpoint routes: a redirect carrying a code is audited as `authorization.code_issued`. */
+const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 const ACCESS_TOKEN_ALGS = ['ES256', 'EdDSA', 'RS256'];
 
 export interface TokenServiceOptions {
@@ -74,8 +78,11 @@ export interface TokenServiceOptions {
   logger: Logger;
   auditor: Auditor;
   agents: AgentRegistry;
-  /** The users delegation grants and token exchange are about. */
-  users: DelegationUsers;
+  /** People: the sign-in page checks passwords here; `findAccount` maps `sub` to a user. */
+  users: UserDirectory;
+  templates: TemplateRegistry;
+  /** The first-party console client (authorization_code + PKCE). */
+  console: WardenConfig['console'];
 }
 
 /** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
@@ -93,9 +100,13 @@ export class TokenService {
   readonly issued: IssuedTokens;
   readonly replay: ReplayCache;
   readonly keys: SigningKeyStore;
-  readonly attestation: ClientAttestation;
+  /** oidc-provider's sessions, interactions, codes and grants (the authorization_code flow). */
+  readonly records: ProviderRecords;
+  /** The sign-in and consent pages of the authorization_code flow. */
+  readonly interactions: Interactions;
   /** What users delegated to agents: the ceiling of token exchange. */
   readonly grants: DelegationGrants;
+  readonly attestation: ClientAttestation;
   readonly #opts: TokenServiceOptions;
   readonly #limiter: RateLimiter;
   readonly #exchange: TokenExchange;
@@ -119,6 +130,18 @@ export class TokenService {
     this.issued = new IssuedTokens(opts.store, opts.clock);
     this.replay = new ReplayCache(opts.store, opts.clock);
     this.keys = new SigningKeyStore(opts.store, opts.keyring, opts.clock);
+    this.records = new ProviderRecords(opts.store, opts.keyring, opts.clock);
+    this.interactions = new Interactions({
+      provider: () => this.#provider,
+      users: opts.users,
+      agents: opts.agents,
+      templates: opts.templates,
+      auditor: opts.auditor,
+      clock: opts.clock,
+      secure: opts.issuer.startsWith('https:'),
+      trustProxy: opts.trustProxy,
+      grantDelegation: (d) => this.#grantDelegation(d),
+    });
     this.grants = new DelegationGrants(opts.store, opts.clock);
     this.#exchange = new TokenExchange({
       issuer: opts.issuer,
@@ -172,7 +195,12 @@ export class TokenService {
     };
     every(60_000, () => service.rotateKeysIfDue());
     every(60_000, () =>
-      Promise.all([service.replay.purge(), service.issued.purge(), opts.agents.instances.purge()]),
+      Promise.all([
+        service.replay.purge(),
+        service.issued.purge(),
+        service.records.purge(),
+        opts.agents.instances.purge(),
+      ]),
     );
     return service;
   }
@@ -313,8 +341,25 @@ export class TokenService {
     const { default: OidcProvider, errors } = this.#lib;
     const signer = keys[0] as SigningKey;
     const resources = new Set(this.resources);
+    const consoleCfg = this.#opts.console;
+    const consoleClient = consoleClientMetadata(
+      consoleCfg.redirectUris.length > 0 ? consoleCfg.redirectUris : defaultConsoleRedirectUris(this.issuer),
+    );
     const configuration: Configuration = {
-      adapter: adapterFor(agents),
+      adapter: adapterFor({
+        agents,
+        records: this.records,
+        consoleClient,
+        delegationActive: async (grantId) => {
+          const grant = await this.grants.find(grantId);
+          return grant ? isGrantActive(grant, this.#opts.clock.now()) : undefined;
+        },
+        codeReplayed: async (grantId) => {
+          if (grantId) await this.#codeReplayed(grantId);
+          return new errors.InvalidGrant('authorization code already consumed');
+        },
+        revokeAccessTokens: (grantId) => this.#codeReplayed(grantId),
+      }),
       clients: [],
       clientDefaults: {
         grant_types: ['client_credentials', TOKEN_EXCHANGE_GRANT],
@@ -322,8 +367,11 @@ export class TokenService {
         token_endpoint_auth_method: 'private_key_jwt',
         id_token_signed_response_alg: signer.alg,
       },
+      // `none` is for the console alone (a public client; PKCE binds its codes); agents keep
+      // private_key_jwt or attestation-based client authentication, which their metadata names.
       clientAuthMethods: [
         'private_key_jwt',
+        'none',
         'attest_jwt_client_auth',
         'attest_jwt_client_auth_dpop' as never,
       ],
@@ -334,10 +382,42 @@ export class TokenService {
       },
       jwks: { keys: keys.map((k) => k.privateJwk) as never },
       clockTolerance: 5,
-      scopes: [],
-      claims: {},
-      responseTypes: ['none'],
-      findAccount: async () => undefined,
+      scopes: ['openid', 'profile', 'email'],
+      claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'] },
+      responseTypes: ['code'],
+      // PKCE for every authorization_code client, S256 only (9.x knows no other method).
+      pkce: { required: () => true },
+      interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+      extraParams: {
+        // Why an agent asks (shown on the consent screen, kept on the delegation grant). The other
+        // check of an agent's delegation request runs here too, where every authorization request
+        // passes: exactly one resource (one consent screen, one grant, one audience).
+        purpose: async (ctx, value, client) => {
+          if (ctx.oidc.route !== 'authorization' || !client || client.clientId === CONSOLE_CLIENT_ID) return;
+          if (typeof value !== 'string' || value.trim().length === 0 || value.length > 500) {
+            throw new errors.InvalidRequest(
+              'purpose is required (1 to 500 characters) when an agent asks for delegation',
+            );
+          }
+          if (Array.isArray(ctx.oidc.params?.resource)) {
+            throw new errors.InvalidTarget('an agent asks for delegation on one resource at a time');
+          }
+        },
+      },
+      loadExistingGrant: async (ctx) => {
+        const client = ctx.oidc.client;
+        const consented = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent
+          ?.grantId;
+        // An agent gets a fresh consent (and a new delegation grant) every time it asks; only the
+        // console reuses the grant of the person's session.
+        const id =
+          consented ??
+          (client?.clientId === CONSOLE_CLIENT_ID
+            ? ctx.oidc.session?.grantIdFor(client.clientId)
+            : undefined);
+        return id ? ctx.oidc.provider.Grant.find(id) : undefined;
+      },
+      findAccount: async (_ctx, sub) => this.#findAccount(sub),
       issueRefreshToken: async () => false,
       cookies: { keys: [this.#nonceSecret.toString('base64url')] },
       features: {
@@ -356,9 +436,22 @@ export class TokenService {
         },
         resourceIndicators: {
           enabled: true,
-          defaultResource: async () => this.resources[0] as string,
+          defaultResource: async (_ctx, client) =>
+            client?.clientId === CONSOLE_CLIENT_ID ? this.issuer : (this.resources[0] as string),
           useGrantedResource: async () => false,
           getResourceServerInfo: async (ctx, resource, client) => {
+            if (client?.clientId === CONSOLE_CLIENT_ID) {
+              // The console's user tokens are for Warden itself (its API, and as RFC 8693 subject
+              // tokens); they carry no scope of any agent resource.
+              if (resource !== this.issuer) throw new errors.InvalidTarget();
+              return {
+                audience: resource,
+                scope: '',
+                accessTokenTTL: consoleCfg.accessTokenLifetimeSeconds,
+                accessTokenFormat: 'jwt',
+                jwt: { sign: { alg: signer.alg, kid: signer.kid } },
+              };
+            }
             if (!resources.has(resource)) throw new errors.InvalidTarget();
             const extra = client as unknown as Record<string, unknown>;
             const template = requestTemplate(extra);
@@ -374,10 +467,13 @@ export class TokenService {
                 requested.join(' '),
               );
             }
+            // A delegated token never outlives the grant it was issued under.
+            const grantExp = (ctx.oidc.entities?.Grant as { exp?: number } | undefined)?.exp;
+            const grantLeft = grantExp ? grantExp - Math.floor(this.#opts.clock.now() / 1000) : Infinity;
             return {
               audience: resource,
               scope: template.allowedScopes.join(' '),
-              accessTokenTTL: this.attestation.lifetime(template.lifetime),
+              accessTokenTTL: Math.max(1, Math.min(this.attestation.lifetime(template.lifetime), grantLeft)),
               accessTokenFormat: 'jwt',
               jwt: { sign: { alg: signer.alg, kid: signer.kid } },
             };
@@ -388,13 +484,24 @@ export class TokenService {
         properties: [...CLIENT_EXTRA_PROPERTIES],
       },
       extraTokenClaims: async (_ctx, token) => {
-        const client = (token as unknown as { client?: Record<string, unknown> }).client;
-        if (!client) return undefined;
+        const { client, accountId, grantId, gty } = token as unknown as {
+          client?: Record<string, unknown>;
+          accountId?: string;
+          grantId?: string;
+          gty?: string;
+        };
+        if (!client || client.clientId === CONSOLE_CLIENT_ID) return undefined;
         const template = requestTemplate(client);
-        return {
+        const claims: Record<string, unknown> = {
           agent_template: { id: template.id, version: template.version },
           ...this.attestation.tokenClaims(),
         };
+        // Delegated (authorization_code): sub is the person, the agent acts for them (RFC 8693 act).
+        if (gty === 'authorization_code' && accountId) {
+          claims.act = { sub: client.clientId };
+          if (grantId) claims.grant_id = grantId;
+        }
+        return claims;
       },
       assertJwtClientAuthClaimsAndHeader: async (ctx, claims, _header, client) => {
         // RFC 7523bis: the audience is the issuer identifier, alone; endpoint URLs are refused.
@@ -404,6 +511,17 @@ export class TokenService {
         if (ctx.oidc.route === 'token') this.#rateLimit(ctx, client.clientId);
       },
       ttl: {
+        AuthorizationCode: 60,
+        // The resource server info sets the lifetime (template, grant, console setting).
+        AccessToken: (_ctx, token) =>
+          (token as unknown as { resourceServer?: { accessTokenTTL?: number } }).resourceServer
+            ?.accessTokenTTL ?? 300,
+        IdToken: 300,
+        Interaction: 600,
+        Session: 8 * 3600,
+        // The console's grant lives as long as a session; an agent's is set from the duration the
+        // person chose on the consent screen.
+        Grant: 8 * 3600,
         ClientCredentials: (_ctx, _token, client) =>
           this.attestation.lifetime(requestTemplate(client as unknown as Record<string, unknown>).lifetime),
       },
@@ -434,7 +552,13 @@ export class TokenService {
         return this.replay.claim(iss, jti, exp);
       },
     });
-    for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'server_error'] as const) {
+    for (const event of [
+      'grant.error',
+      'introspection.error',
+      'revocation.error',
+      'authorization.error',
+      'server_error',
+    ] as const) {
       provider.on(event as 'grant.error', (ctx: KoaContextWithOIDC, err: Error) => {
         this.#errors.set(ctx, err as Error & Record<string, unknown>);
         if (event === 'server_error') {
@@ -454,12 +578,203 @@ export class TokenService {
         await this.#recordRefusal(ctx as KoaContextWithOIDC, state, started, 'request_too_large');
         return;
       }
+      if (ctx.path === '/auth' && (await this.#delegationRefused(ctx as KoaContextWithOIDC, started))) return;
       await withRequestState(state, next);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
-      if (oidc && ROUTES.has(oidc.route)) await this.#after(ctx as KoaContextWithOIDC, state, started);
+      if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {
+        await this.#afterAuthorization(ctx as KoaContextWithOIDC, started);
+      } else if (oidc && ROUTES.has(oidc.route)) {
+        await this.#after(ctx as KoaContextWithOIDC, state, started);
+      }
       await this.#settleClaims(ctx as KoaContextWithOIDC, state);
     });
     return provider;
+  }
+
+  /**
+   * Audits the authorization endpoint: a redirect carrying a code is `authorization.code_issued`
+   * (actor the person, for the client), a refused request `token.refused` (`oauth.authorize`).
+   * Redirects into the sign-in and consent pages are steps, not outcomes.
+   */
+  async #afterAuthorization(ctx: KoaContextWithOIDC, started: number): Promise<void> {
+    const error = this.#errors.get(ctx);
+    const code = ctx.oidc.entities?.AuthorizationCode as
+      | {
+          accountId?: string;
+          clientId?: string;
+          grantId?: string;
+          scope?: string;
+          resource?: string | string[];
+          codeChallengeMethod?: string;
+        }
+      | undefined;
+    const event: AuditEventInput | undefined =
+      code && !error
+        ? {
+            type: 'authorization.code_issued',
+            actor: { type: 'user', id: String(code.accountId) },
+            action: 'oauth.authorize',
+            resource: { type: 'client', id: String(code.clientId) },
+            outcome: 'success',
+            request: requestMeta(ctx),
+            latency_ms: Math.round(performance.now() - started),
+            details: {
+              client_id: code.clientId,
+              scope: code.scope,
+              resource: code.resource,
+              grant_id: code.grantId,
+              code_challenge_method: code.codeChallengeMethod,
+              delegated: code.clientId !== CONSOLE_CLIENT_ID,
+            },
+          }
+        : error
+          ? {
+              type: 'token.refused',
+              actor: ctx.oidc.session?.accountId
+                ? { type: 'user', id: ctx.oidc.session.accountId }
+                : { type: 'anonymous', id: clientIdOf(ctx) ?? 'unknown' },
+              action: 'oauth.authorize',
+              outcome: 'denied',
+              error_code: String(error.error ?? 'server_error'),
+              request: requestMeta(ctx),
+              latency_ms: Math.round(performance.now() - started),
+              details: {
+                client_id: clientIdOf(ctx),
+                reason:
+                  typeof error.error_detail === 'string'
+                    ? error.error_detail
+                    : typeof error.error_description === 'string'
+                      ? error.error_description
+                      : undefined,
+              },
+            }
+          : undefined;
+    if (!event) return;
+    await this.#opts.auditor
+      .record(event)
+      .catch((e: unknown) =>
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'authorization could not be audited',
+        ),
+      );
+  }
+
+  /**
+   * An agent whose template does not allow delegation is refused at the authorization endpoint
+   * with `unauthorized_client` before anything else (the library would first complain about its
+   * missing redirect URIs, which tells the agent less). @returns true when refused.
+   */
+  async #delegationRefused(ctx: KoaContextWithOIDC, started: number): Promise<boolean> {
+    const clientId = ctx.query.client_id;
+    if (typeof clientId !== 'string' || !isUuid(clientId)) return false;
+    let allowed: boolean;
+    try {
+      allowed = (await this.#opts.agents.resolve(clientId)).template.spec.delegation?.allowed === true;
+    } catch (e) {
+      if (e instanceof NotFoundError) return false; // the library answers invalid_client
+      throw e;
+    }
+    if (allowed) return false;
+    ctx.status = 400;
+    ctx.type = 'application/json';
+    ctx.set('cache-control', 'no-store');
+    ctx.body = {
+      error: 'unauthorized_client',
+      error_description: "this agent's template does not allow it to ask people for delegated access",
+    };
+    await this.#opts.auditor
+      .record({
+        type: 'token.refused',
+        actor: { type: 'agent', id: clientId },
+        action: 'oauth.authorize',
+        outcome: 'denied',
+        error_code: 'unauthorized_client',
+        request: requestMeta(ctx),
+        latency_ms: Math.round(performance.now() - started),
+        details: { reason: 'delegation_not_allowed_by_template' },
+      })
+      .catch((e: unknown) =>
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'authorization could not be audited',
+        ),
+      );
+    return true;
+  }
+
+  /** A person's claims for `findAccount`: `sub` is the user id; disabled or unknown users are none. */
+  async #findAccount(sub: string): Promise<Account | undefined> {
+    if (!isUuid(sub)) return undefined;
+    let user: Awaited<ReturnType<UserDirectory['get']>>;
+    try {
+      user = await this.#opts.users.get(sub);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+    if (user.status !== 'active') return undefined;
+    return {
+      accountId: user.id,
+      claims: async () => ({
+        sub: user.id,
+        preferred_username: user.username,
+        ...(user.display_name ? { name: user.display_name } : {}),
+        ...(user.email ? { email: user.email } : {}),
+      }),
+    };
+  }
+
+  /** The consent screen's approval: a Warden delegation grant (source `consent`), audited. */
+  async #grantDelegation(d: ConsentedDelegation): Promise<string> {
+    const grant = await this.createGrant(
+      {
+        userId: d.userId,
+        agentId: d.agentId,
+        scopes: d.scopes,
+        resources: [d.resource],
+        purpose: d.purpose,
+        source: 'consent',
+        expiresAt: d.expiresAt,
+      },
+      { type: 'user', id: d.userId, name: d.username },
+      d.request,
+    );
+    return grant.id;
+  }
+
+  /**
+   * A code was used twice (RFC 6749 §4.1.2): every token issued under its grant is revoked, and a
+   * delegation grant with it (a leaked code means the grant can no longer be trusted).
+   */
+  async #codeReplayed(grantId: string): Promise<void> {
+    const delegation = await this.grants.find(grantId);
+    if (delegation) {
+      await this.revokeGrant(grantId, SYSTEM, undefined, 'authorization code replayed');
+    } else {
+      await this.#opts.auditor.transact(
+        async (tx) => {
+          const revoked: string[] = [];
+          for (const jti of await this.records.tokensOf(grantId, tx)) {
+            if (await this.issued.revoke(tx, jti, 'authorization code replayed')) revoked.push(jti);
+          }
+          return revoked;
+        },
+        (jtis) => ({
+          type: 'token.revoked',
+          actor: SYSTEM,
+          action: 'oauth.code_replay',
+          resource: { type: 'grant', id: grantId },
+          outcome: 'success',
+          details: {
+            reason: 'authorization code replayed',
+            revoked_jtis: jtis.slice(0, 100),
+            revoked_jti_count: jtis.length,
+          },
+        }),
+      );
+    }
+    await this.records.destroyGrant(grantId);
   }
 
   /** Per-client token endpoint rate limit: 429 with Retry-After once the bucket is empty. */
@@ -499,7 +814,12 @@ export class TokenService {
       ctx.set('cache-control', 'no-store');
       if (route === 'introspection') {
         ctx.type = 'application/json';
-        ctx.body = await this.introspect(token);
+        const answer = await this.introspect(token);
+        // The console is a public client: it learns about its own tokens only, never an agent's.
+        ctx.body =
+          clientId === CONSOLE_CLIENT_ID && answer.active && answer.client_id !== CONSOLE_CLIENT_ID
+            ? { active: false }
+            : answer;
       } else {
         const outcome = await this.revoke(token, clientId, requestMeta(ctx));
         if (outcome === 'forbidden') {
@@ -531,8 +851,15 @@ export class TokenService {
     const now = this.#opts.clock.now();
     if (!record || record.revokedAt !== null || record.expiresAt <= now) return inactive;
     try {
-      const resolved = await this.#opts.agents.resolve(record.clientId);
-      if (!resolved.usable) return inactive;
+      // A person's token (console, or delegated to an agent) dies with the person's account.
+      if (record.sub !== record.clientId) {
+        const user = await this.#opts.users.get(record.sub);
+        if (user.status !== 'active') return inactive;
+      }
+      if (record.clientId !== CONSOLE_CLIENT_ID) {
+        const resolved = await this.#opts.agents.resolve(record.clientId);
+        if (!resolved.usable) return inactive;
+      }
     } catch (e) {
       if (e instanceof NotFoundError) return inactive;
       throw e;
@@ -552,6 +879,33 @@ export class TokenService {
     if (!result.active) return undefined;
     const { active: _active, token_type: _type, ...claims } = result;
     return claims as JWTPayload;
+  }
+
+  /**
+   * Redeems a console access token (authorization_code + PKCE by `warden-console`) once: when it
+   * is active, issued to the console and for Warden itself, it is revoked (audited) and its person
+   * returned, so the caller can sign them in (`warden login --browser`). Anything else: undefined.
+   */
+  async redeemConsoleToken(token: string, request?: AuditRequestMeta): Promise<string | undefined> {
+    const claims = await this.introspect(token);
+    if (!claims.active || claims.client_id !== CONSOLE_CLIENT_ID || claims.aud !== this.issuer)
+      return undefined;
+    const jti = String(claims.jti);
+    const sub = String(claims.sub);
+    const changed = await this.#opts.auditor.transact(
+      (tx) => this.issued.revoke(tx, jti, 'redeemed for an API token'),
+      (revoked) => ({
+        type: 'token.revoked',
+        actor: { type: 'user', id: sub },
+        action: 'oauth.console_token.redeem',
+        resource: { type: 'access_token', id: jti },
+        outcome: 'success',
+        request,
+        details: { already_revoked: !revoked },
+      }),
+    );
+    // A token redeemed concurrently elsewhere counts once.
+    return changed ? sub : undefined;
   }
 
   /**
@@ -624,9 +978,15 @@ export class TokenService {
       client_id: string;
       scope?: string;
       cnf?: { jkt?: string };
-      agent_template: { id: string; version: number };
+      agent_template?: { id: string; version: number };
     };
     const { kid } = decodeProtectedHeader(token);
+    // The authorization_code flow: the library grant the code was issued under. An agent's is the
+    // Warden delegation grant itself (same id); the console's is only the library's bookkeeping,
+    // noted beside the token so a replayed code still reaches it (RFC 6749 §4.1.2).
+    const libraryGrantId = (ctx.oidc.entities?.AccessToken as { grantId?: string } | undefined)?.grantId;
+    const isConsole = claims.client_id === CONSOLE_CLIENT_ID;
+    const delegationId = libraryGrantId && !isConsole ? libraryGrantId : undefined;
     const aud = Array.isArray(claims.aud) ? claims.aud.join(' ') : String(claims.aud);
     const record = {
       jti: claims.jti as string,
@@ -636,38 +996,52 @@ export class TokenService {
       scope: claims.scope ?? '',
       jkt: claims.cnf?.jkt ?? null,
       kid: kid ?? '',
-      templateId: claims.agent_template.id,
-      templateVersion: claims.agent_template.version,
+      // The console's user tokens belong to no template.
+      templateId: claims.agent_template?.id ?? '',
+      templateVersion: claims.agent_template?.version ?? 0,
       issuedAt: (claims.iat as number) * 1000,
       expiresAt: (claims.exp as number) * 1000,
-      grantId: state.exchange?.grantId ?? null,
+      grantId: state.exchange?.grantId ?? delegationId ?? null,
       grantChain: state.exchange?.grantChain,
     };
+    const actor: AuditActor = isConsole
+      ? { type: 'user', id: record.sub }
+      : delegationId
+        ? {
+            type: 'agent',
+            id: record.clientId,
+            name: state.agentName,
+            on_behalf_of: { type: 'user', id: record.sub },
+          }
+        : { type: 'agent', id: record.clientId, name: state.agentName };
     const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : '';
     const exchange = state.exchange;
     try {
       await this.#opts.auditor.transact(
         async (tx) => {
-          await this.replay.write(tx, state.claims as ReplayClaims, true);
-          // A grant revoked while this token was being minted must not leave it alive.
+          // A grant revoked while this token was being minted must not leave it alive: checked in
+          // the transaction that records the token, so a revocation that committed first is seen.
           if (exchange)
             await assertGrantsActive(this.grants, exchange.grantChain, tx, this.#opts.clock.now());
+          if (delegationId) await assertGrantsActive(this.grants, [delegationId], tx, this.#opts.clock.now());
+          await this.replay.write(tx, state.claims as ReplayClaims, true);
+          if (isConsole && libraryGrantId) {
+            await this.records.noteIssued(tx, libraryGrantId, record.jti, record.expiresAt);
+          }
           await this.issued.record(tx, record);
           await this.attestation.persist(tx, state, record.clientId);
         },
         () => ({
           type: 'token.issued',
-          actor: {
-            type: 'agent',
-            id: record.clientId,
-            name: state.agentName,
-            ...(exchange
-              ? {
-                  on_behalf_of: { type: 'user' as const, id: exchange.userId },
-                  chain: exchange.actors.map((id) => ({ type: 'agent' as const, id })),
-                }
-              : {}),
-          },
+          actor: exchange
+            ? {
+                type: 'agent',
+                id: record.clientId,
+                name: state.agentName,
+                on_behalf_of: { type: 'user' as const, id: exchange.userId },
+                chain: exchange.actors.map((id) => ({ type: 'agent' as const, id })),
+              }
+            : actor,
           action: 'oauth.token',
           resource: { type: 'access_token', id: record.jti },
           outcome: 'success',
@@ -687,7 +1061,7 @@ export class TokenService {
             template_id: record.templateId,
             template_version: record.templateVersion,
             exp: claims.exp,
-            ...this.attestation.auditDetails(state),
+            ...(libraryGrantId ? { grant_id: libraryGrantId, delegated: delegationId !== undefined } : {}),
             ...(exchange
               ? {
                   grant_id: exchange.grantId,
@@ -699,24 +1073,25 @@ export class TokenService {
                   delegation_depth: exchange.actors.length,
                 }
               : {}),
+            ...this.attestation.auditDetails(state),
           },
         }),
       );
       state.claims?.markSettled();
     } catch (e) {
-      if (e instanceof ReplayDetectedError) {
-        // Another request (on any node) won one of this request's single-use ids first; the ids it
-        // did win are spent with the refusal.
-        replayRefusal(ctx, e);
-        await this.#recordRefusal(ctx, state, started, 'replay_detected');
-        return;
-      }
       if (e instanceof GrantNoLongerActive) {
         state.refusal = 'grant_revoked_during_issuance';
         ctx.status = 400;
         ctx.type = 'application/json';
         ctx.body = { error: 'invalid_grant', error_description: 'the delegation grant is no longer active' };
         await this.#recordRefusal(ctx, state, started);
+        return;
+      }
+      if (e instanceof ReplayDetectedError) {
+        // Another request (on any node) won one of this request's single-use ids first; the ids it
+        // did win are spent with the refusal.
+        replayRefusal(ctx, e);
+        await this.#recordRefusal(ctx, state, started, 'replay_detected');
         return;
       }
       // Fail closed: a token whose issuance cannot be recorded is never handed out.
@@ -731,7 +1106,7 @@ export class TokenService {
     }
     // last_seen_at is coarse (a minute): one extra durable write per token would halve throughput.
     const now = this.#opts.clock.now();
-    if ((this.#touched.get(record.clientId) ?? 0) < now - 60_000) {
+    if (!isConsole && (this.#touched.get(record.clientId) ?? 0) < now - 60_000) {
       this.#touched.set(record.clientId, now);
       if (this.#touched.size > 100_000) this.#touched.clear();
       this.#opts.agents.touch(record.clientId).catch(() => undefined);
@@ -773,9 +1148,11 @@ export class TokenService {
     // Protocol steps (RFC 9449 §8, the attestation challenge), not refusals.
     if (code === 'use_dpop_nonce' || code === 'use_attestation_challenge') return;
     const clientId = ctx.oidc?.client?.clientId ?? clientIdOf(ctx);
-    const actor: AuditActor = clientId
-      ? { type: 'agent', id: clientId, name: state.agentName }
-      : { type: 'anonymous', id: 'unknown' };
+    // The public console client proves nobody's identity at the token endpoint.
+    const actor: AuditActor =
+      clientId && clientId !== CONSOLE_CLIENT_ID
+        ? { type: 'agent', id: clientId, name: state.agentName }
+        : { type: 'anonymous', id: clientId ?? 'unknown' };
     const detail =
       reason ??
       state.refusal ??

@@ -33,6 +33,26 @@ describe('configuration', () => {
     );
   });
 
+  it('reads the console client redirect URIs, and refuses plain http off loopback', () => {
+    const c = loadConfig({
+      WARDEN_CONSOLE_REDIRECT_URIS: 'https://console.example/callback, http://127.0.0.1/callback',
+      WARDEN_CONSOLE_ACCESS_TOKEN_LIFETIME: '600',
+    });
+    assert.deepEqual(c.console.redirectUris, [
+      'https://console.example/callback',
+      'http://127.0.0.1/callback',
+    ]);
+    assert.equal(c.console.accessTokenLifetimeSeconds, 600);
+    assert.deepEqual(loadConfig({}).console, { redirectUris: [], accessTokenLifetimeSeconds: 900 });
+    assert.throws(
+      () => loadConfig({ WARDEN_CONSOLE_REDIRECT_URIS: 'http://console.example/callback' }),
+      (e: ConfigError) => {
+        assert.match(e.message, /console\.redirectUris/);
+        return true;
+      },
+    );
+  });
+
   it('reads how the gateway waits for approvals, and refuses an unknown mode', () => {
     assert.deepEqual(loadConfig({}).gateway, { approvalMode: 'hold', approvalWaitSeconds: 30 });
     const c = loadConfig({

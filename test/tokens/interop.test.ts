@@ -78,14 +78,18 @@ describe('token service interop (sqlite)', async () => {
     const openid = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as any;
     assert.deepEqual(rfc8414, openid);
     assert.equal(rfc8414.issuer, server.url);
-    // No shared secrets: keys, or a provider's attestation of the agent instance.
+    // No shared secrets: keys, or a provider's attestation of the agent instance; `none` is the
+    // public console client's (PKCE-bound codes).
     assert.deepEqual(rfc8414.token_endpoint_auth_methods_supported, [
       'private_key_jwt',
+      'none',
       'attest_jwt_client_auth',
       'attest_jwt_client_auth_dpop',
     ]);
     assert.equal(rfc8414.challenge_endpoint, `${server.url}/challenge`);
     assert.ok(rfc8414.grant_types_supported.includes('client_credentials'));
+    assert.ok(rfc8414.grant_types_supported.includes('authorization_code'));
+    assert.deepEqual(rfc8414.response_types_supported, ['code']);
     assert.deepEqual(rfc8414.code_challenge_methods_supported, ['S256']);
     assert.equal(rfc8414.introspection_endpoint, `${server.url}/token/introspection`);
     assert.equal(rfc8414.revocation_endpoint, `${server.url}/token/revocation`);

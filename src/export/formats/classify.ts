@@ -120,6 +120,8 @@ export const CLASSIFICATION: Record<AuditEventType, Classification> = {
   'agent.resumed': { class: 'account_change', activity: 2 },
   'agent.retired': { class: 'account_change', activity: 6 },
   'token.issued': { class: 'authentication', activity: 1 },
+  'authorization.code_issued': { class: 'authentication', activity: 3 },
+  'authorization.consent_denied': { class: 'user_access', activity: 99, otherName: 'Deny' },
   'token.refused': { class: 'authentication', activity: 1 },
   'token.revoked': { class: 'authentication', activity: 2 },
   'token.introspected': { class: 'api_activity', activity: 2 },

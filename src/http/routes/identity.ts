@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { UnauthenticatedError } from '../../core/index.ts';
 import {
   actorOf,
   agentCreateSchema,
@@ -16,6 +17,7 @@ import {
   providerSchema,
   providerStatusChangeSchema,
   providerUpdateSchema,
+  roleSchema,
   templateCreateSchema,
   templateSchema,
   templateVersionCreateSchema,
@@ -32,6 +34,24 @@ const refParams = z.object({ ref: z.string().min(1).max(64) }).strict();
 const idParams = z.object({ id: z.uuid() }).strict();
 const pageOf = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+
+/** `POST /v1/login/console`: a console access token (never in a URL) and the wanted role. */
+const consoleLoginSchema = z
+  .object({
+    access_token: z
+      .string()
+      .min(20)
+      .max(16 * 1024),
+    role: roleSchema.optional(),
+    /** Lifetime of the issued API token in seconds; at most 12 hours. */
+    expires_in: z
+      .number()
+      .int()
+      .min(60)
+      .max(12 * 3600)
+      .default(8 * 3600),
+  })
+  .strict();
 
 const READERS = ['admin', 'security_analyst'] as const;
 const AGENT_READERS = ['admin', 'security_analyst', 'agent_owner', 'approver'] as const;
@@ -112,6 +132,44 @@ export function identityRoutes(warden: Warden): AnyRoute[] {
           user_agent: request.headers['user-agent']?.slice(0, 300),
           request_id: request.id,
         });
+        return { ...record, token };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/login/console',
+      tag: 'users',
+      summary:
+        'Trade a console access token (authorization_code + PKCE, `warden login --browser`) for a short-lived API token; the console token is spent',
+      auth: 'public',
+      body: consoleLoginSchema,
+      response: { status: 201, schema: apiTokenSchema.extend({ token: z.string() }) },
+      handler: async ({ body, request }) => {
+        const meta = {
+          source_ip: request.ip,
+          user_agent: request.headers['user-agent']?.slice(0, 300),
+          request_id: request.id,
+        };
+        const userId = await warden.tokens.redeemConsoleToken(body.access_token, meta);
+        if (!userId) {
+          await warden.auditor.record({
+            type: 'auth.login_failed',
+            actor: { type: 'anonymous', id: 'console-token' },
+            action: 'login.console',
+            outcome: 'denied',
+            error_code: 'ERR_TOKEN_INVALID',
+            request: meta,
+          });
+          throw new UnauthenticatedError('the console access token is not valid', {
+            code: 'ERR_TOKEN_INVALID',
+          });
+        }
+        const { token, record } = await users.loginAs(
+          userId,
+          { role: body.role, expires_in: body.expires_in },
+          meta,
+          'login.console',
+        );
         return { ...record, token };
       },
     }),
