@@ -92,7 +92,8 @@ async function world(backend: Backend, options: Record<string, unknown>): Promis
     (await node.call('POST', '/v1/gateway/upstreams', { name: 'pay', url: upstream.url })).status,
     201,
   );
-  assert.equal((await node.call('POST', '/v1/gateway/upstreams/pay/approve')).status, 200);
+  const approved = await node.call('POST', '/v1/gateway/upstreams/pay/approve');
+  assert.equal(approved.status, 200, JSON.stringify(approved.body));
   const { identity, approvals, policy } = node.warden;
   const root = await identity.users.create(
     userCreateSchema.parse({ username: 'root', roles: ['admin'], password: 'root-password-123' }),
