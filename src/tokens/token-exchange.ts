@@ -380,7 +380,11 @@ export class TokenExchange {
     const { subject, agentId, connection } = req;
     const upstream = this.#opts.upstream;
     if (!upstream) {
-      throw new Refusal('invalid_target', 'vault_exchange_unavailable', 'exchange mode is not available here');
+      throw new Refusal(
+        'invalid_target',
+        'vault_exchange_unavailable',
+        'exchange mode is not available here',
+      );
     }
     if (req.requestedType !== ACCESS_TOKEN_TYPE) {
       throw new Refusal(
@@ -419,10 +423,16 @@ export class TokenExchange {
     for (const id of chain) {
       const g = await this.#opts.grants.find(id);
       if (!g || !isGrantActive(g, now)) {
-        throw new Refusal('invalid_grant', 'grant_inactive', 'a delegation grant of the subject token is no longer active');
+        throw new Refusal(
+          'invalid_grant',
+          'grant_inactive',
+          'a delegation grant of the subject token is no longer active',
+        );
       }
     }
-    const own = (await this.#opts.grants.findActive(subject.user.id, agentId)).filter((g) => chain.includes(g.id));
+    const own = (await this.#opts.grants.findActive(subject.user.id, agentId)).filter((g) =>
+      chain.includes(g.id),
+    );
     if (own.length === 0) {
       throw new Refusal(
         'invalid_grant',

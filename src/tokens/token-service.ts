@@ -670,10 +670,16 @@ export class TokenService {
         await this.#recordRefusal(ctx, state, started);
         return;
       }
-      this.#opts.logger.error({ err: { message: (e as Error).message } }, 'token exchange could not be recorded');
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'token exchange could not be recorded',
+      );
       ctx.status = 503;
       ctx.type = 'application/json';
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'the exchange could not be recorded' };
+      ctx.body = {
+        error: 'temporarily_unavailable',
+        error_description: 'the exchange could not be recorded',
+      };
     }
   }
 
