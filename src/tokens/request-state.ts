@@ -58,6 +58,8 @@ export interface RequestState {
   exchange?: ExchangeOutcome;
   /** Set by a successful exchange-mode request: the upstream token handed out (never the token). */
   upstream?: UpstreamExchangeOutcome;
+  /** Set once a token exchange names a vault connection, for the refusal's audit event. */
+  upstreamAttempt?: { connection: string; userId: string; grantId?: string };
 }
 
 const storage = new AsyncLocalStorage<RequestState>();

@@ -378,6 +378,8 @@ export class TokenExchange {
     req: { subject: Subject; agentId: string; connection: string; requestedType: unknown },
   ): Promise<void> {
     const { subject, agentId, connection } = req;
+    const state = requestState();
+    if (state) state.upstreamAttempt = { connection, userId: subject.user.id };
     const upstream = this.#opts.upstream;
     if (!upstream) {
       throw new Refusal(
@@ -445,6 +447,7 @@ export class TokenExchange {
     if (!grant) {
       throw new Refusal('invalid_target', 'resource_not_granted', 'no grant covers the requested resource');
     }
+    if (state?.upstreamAttempt) state.upstreamAttempt.grantId = grant.id;
     if (dPoP) await h.checkDpopReplay(provider, ctx, dPoP, agentId, errors.InvalidGrant);
     h.checkDpopRequired(provider, ctx, dPoP, errors.InvalidGrant);
 
@@ -477,7 +480,6 @@ export class TokenExchange {
         'the subject token, the grant or the upstream token is about to expire',
       );
     }
-    const state = requestState();
     if (state) {
       state.upstream = {
         ...request,

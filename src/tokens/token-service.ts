@@ -860,6 +860,13 @@ export class TokenService {
         reason: detail,
         grant_type: ctx.oidc?.params?.grant_type,
         status: ctx.status,
+        ...(state.upstreamAttempt
+          ? {
+              vault_connection: state.upstreamAttempt.connection,
+              subject: state.upstreamAttempt.userId,
+              grant_id: state.upstreamAttempt.grantId,
+            }
+          : {}),
       },
     };
     const claims = state.claims;
