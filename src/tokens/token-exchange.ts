@@ -94,10 +94,13 @@ class Refusal {
     | 'temporarily_unavailable';
   readonly reason: string;
   readonly description: string;
-  constructor(error: Refusal['error'], reason: string, description: string) {
+  /** Answer with this description (not the library's generic one): the vault's refusals say what to fix. */
+  readonly expose: boolean;
+  constructor(error: Refusal['error'], reason: string, description: string, expose = false) {
     this.error = error;
     this.reason = reason;
     this.description = description;
+    this.expose = expose;
   }
 }
 
@@ -156,15 +159,16 @@ export class TokenExchange {
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
       if (state) state.refusal = e.reason;
+      if (e.expose || e.error === 'temporarily_unavailable') {
+        const err = new errors.CustomOIDCProviderError(e.error, e.description);
+        const status = e.error === 'temporarily_unavailable' ? 503 : 400;
+        throw Object.assign(err, { status, statusCode: status });
+      }
       if (e.error === 'invalid_grant') throw new errors.InvalidGrant(e.description);
       if (e.error === 'invalid_scope') {
         throw new errors.InvalidScope(e.description, String(ctx.oidc.params?.scope ?? ''));
       }
       if (e.error === 'invalid_target') throw new errors.InvalidTarget(e.description);
-      if (e.error === 'temporarily_unavailable') {
-        const err = new errors.CustomOIDCProviderError('temporarily_unavailable', e.description);
-        throw Object.assign(err, { status: 503, statusCode: 503 });
-      }
       throw new errors.InvalidRequest(e.description);
     }
   }
@@ -464,7 +468,7 @@ export class TokenExchange {
     try {
       result = await upstream(request);
     } catch (e) {
-      if (e instanceof UpstreamExchangeRefused) throw new Refusal(e.error, e.reason, e.message);
+      if (e instanceof UpstreamExchangeRefused) throw new Refusal(e.error, e.reason, e.message, true);
       throw e;
     }
     const nowS = Math.floor(this.#opts.clock.now() / 1000);

@@ -131,8 +131,11 @@ for (const backend of BACKENDS)
       assert.equal(res.body.access_token, undefined);
       const after = await refusals(reason);
       assert.equal(after.length, before + 1, `one token.refused event with reason ${reason}`);
-      assert.equal(after.at(-1)?.details?.vault_connection, params.resource?.slice(VAULT_URN.length));
-      return after.at(-1);
+      // Refused before the grant ran (client authentication), the event cannot name the connection.
+      if (status !== 401) {
+        assert.equal(after.at(-1)?.details?.vault_connection, params.resource?.slice(VAULT_URN.length));
+      }
+      return { event: after.at(-1), body: res.body };
     };
 
     it('exchanges a delegated token for the user’s upstream token, which the upstream API accepts', async () => {
@@ -190,7 +193,7 @@ for (const backend of BACKENDS)
 
     it('refuses without a policy permit (deny by default)', async () => {
       const subject = await delegated(agentB, 'alice');
-      const event = await refused(agentB, vaultParams(subject), 'invalid_grant', 'policy_denied');
+      const { event } = await refused(agentB, vaultParams(subject), 'invalid_grant', 'policy_denied');
       assert.equal(event?.actor.id, agentB.id);
     });
 
@@ -213,7 +216,13 @@ for (const backend of BACKENDS)
 
     it('refuses when the subject user has no account of their own (never another user’s)', async () => {
       const subject = await delegated(agentA, 'bob');
-      const event = await refused(agentA, vaultParams(subject), 'invalid_grant', 'vault_not_connected');
+      const { event, body } = await refused(
+        agentA,
+        vaultParams(subject),
+        'invalid_grant',
+        'vault_not_connected',
+      );
+      assert.match(body.error_description, /has not connected an account on crm/, 'a clear error');
       assert.equal(event?.details?.subject, bob.id);
       const vaultRefusal = (await events())
         .filter((e) => e.type === 'vault.credential_refused' && e.action === 'vault.exchange')
@@ -239,9 +248,9 @@ for (const backend of BACKENDS)
       assert.match(brokered.headers.authorization ?? '', /^Bearer /, 'brokered mode still works');
     });
 
-    it('refuses an unknown connection and a requested token type other than access_token', async () => {
+    it('refuses an unknown connection (no permit names it) and a token type other than access_token', async () => {
       const subject = await delegated(agentA, 'alice');
-      await refused(agentA, vaultParams(subject, 'nope'), 'invalid_target', 'vault_credential_not_found');
+      await refused(agentA, vaultParams(subject, 'nope'), 'invalid_grant', 'policy_denied');
       await refused(
         agentA,
         { ...vaultParams(subject), requested_token_type: JWT_TYPE },
