@@ -271,10 +271,14 @@ for (const backend of BACKENDS)
     it('refuses after the delegation grant is revoked', async () => {
       const subject = await delegated(agentA, 'alice');
       await tokens.revokeGrant(aliceToA.id, ADMIN, undefined, 'user withdrew consent');
+      const reasons = ['subject_token_inactive', 'grant_inactive'];
+      const count = async () => (await Promise.all(reasons.map(refusals))).flat().length;
+      const before = await count();
       const res = await exchangeToken(server, agentA, vaultParams(subject));
       assert.equal(res.status, 400, JSON.stringify(res.body));
       assert.equal(res.body.access_token, undefined);
       assert.ok(['invalid_request', 'invalid_grant'].includes(res.body.error), JSON.stringify(res.body));
+      assert.equal(await count(), before + 1, 'the refusal is audited with its reason');
     });
 
     it('records no token in any audit event', async () => {
