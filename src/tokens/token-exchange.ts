@@ -452,6 +452,16 @@ export class TokenExchange {
       throw new Refusal('invalid_target', 'resource_not_granted', 'no grant covers the requested resource');
     }
     if (state?.upstreamAttempt) state.upstreamAttempt.grantId = grant.id;
+    // The upstream token leaves Warden's DPoP protection, so the agent must at least prove it holds
+    // the key its delegated token is bound to: a stolen subject token alone gets nothing.
+    const jkt = (subject.claims.cnf as { jkt?: unknown } | undefined)?.jkt;
+    if (jkt !== undefined && dPoP?.thumbprint !== jkt) {
+      throw new Refusal(
+        'invalid_grant',
+        'vault_exchange_dpop_mismatch',
+        'the DPoP proof must use the key the subject token is bound to',
+      );
+    }
     if (dPoP) await h.checkDpopReplay(provider, ctx, dPoP, agentId, errors.InvalidGrant);
     h.checkDpopRequired(provider, ctx, dPoP, errors.InvalidGrant);
 

@@ -96,12 +96,17 @@ for (const backend of BACKENDS)
     /** A delegated Warden token (sub = user, act = agent) from the user's IdP token. */
     const delegated = async (agent: TestAgent, user: 'alice' | 'bob') => {
       const idToken = await idp.idToken({ sub: `idp-${user}`, email: `${user}@example.test` });
-      const res = await exchangeToken(server, agent, {
-        subject_token: idToken,
-        subject_token_type: JWT_TYPE,
-        scope: 'tickets.read',
-        resource: GATEWAY,
-      });
+      const res = await exchangeToken(
+        server,
+        agent,
+        {
+          subject_token: idToken,
+          subject_token_type: JWT_TYPE,
+          scope: 'tickets.read',
+          resource: GATEWAY,
+        },
+        { keys },
+      );
       assert.equal(res.status, 200, JSON.stringify(res.body));
       return res.body.access_token as string;
     };
@@ -115,6 +120,8 @@ for (const backend of BACKENDS)
     const refusals = async (reason: string) =>
       (await events()).filter((e) => e.type === 'token.refused' && e.details?.reason === reason);
     const handedOut: string[] = [];
+    // The agents' DPoP key: delegated tokens are bound to it, and exchange mode requires it.
+    const keys = await dpopKeys();
 
     /** Exchanges and asserts the OAuth error and one audited refusal with the reason code. */
     const refused = async (
@@ -123,9 +130,10 @@ for (const backend of BACKENDS)
       error: string,
       reason: string,
       status = 400,
+      options: { keys?: oauth.CryptoKeyPair } = {},
     ) => {
       const before = (await refusals(reason)).length;
-      const res = await exchangeToken(server, agent, params);
+      const res = await exchangeToken(server, agent, params, { keys: options.keys ?? keys });
       assert.equal(res.status, status, JSON.stringify(res.body));
       assert.equal(res.body.error, error, JSON.stringify(res.body));
       assert.equal(res.body.access_token, undefined);
@@ -150,7 +158,7 @@ for (const backend of BACKENDS)
         key: agentA.privateKey.toCryptoKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']),
         kid: agentA.kid,
       });
-      const DPoP = oauth.DPoP(c, await dpopKeys());
+      const DPoP = oauth.DPoP(c, keys);
       const attempt = async () =>
         oauth.processGenericTokenEndpointResponse(
           as,
@@ -189,6 +197,13 @@ for (const backend of BACKENDS)
       assert.equal(last?.details?.token_type, 'Bearer');
       assert.equal(last?.decision?.effect, 'permit');
       assert.equal(last?.outcome, 'success');
+    });
+
+    it('refuses a DPoP proof with another key than the subject token is bound to', async () => {
+      const subject = await delegated(agentA, 'alice');
+      await refused(agentA, vaultParams(subject), 'invalid_grant', 'vault_exchange_dpop_mismatch', 400, {
+        keys: await dpopKeys(),
+      });
     });
 
     it('refuses without a policy permit (deny by default)', async () => {
@@ -274,7 +289,7 @@ for (const backend of BACKENDS)
       const reasons = ['subject_token_inactive', 'grant_inactive'];
       const count = async () => (await Promise.all(reasons.map(refusals))).flat().length;
       const before = await count();
-      const res = await exchangeToken(server, agentA, vaultParams(subject));
+      const res = await exchangeToken(server, agentA, vaultParams(subject), { keys });
       assert.equal(res.status, 400, JSON.stringify(res.body));
       assert.equal(res.body.access_token, undefined);
       assert.ok(['invalid_request', 'invalid_grant'].includes(res.body.error), JSON.stringify(res.body));
