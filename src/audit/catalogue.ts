@@ -56,6 +56,8 @@ export const AUDIT_EVENT_TYPES = {
   'vault.secret_deleted': 'A credential was deleted.',
   'vault.credential_used': 'A credential was used on an agent’s behalf.',
   'vault.credential_refused': 'Use of a credential was refused.',
+  'vault.credential_exchanged':
+    'An agent exchanged a delegated token for the delegating user’s upstream access token (exchange mode).',
   'vault.token_refreshed': 'An upstream access token was refreshed.',
   'risk.signal': 'A risk detector raised a signal.',
   'risk.response': 'An automatic risk response was taken (step-up, suspension).',

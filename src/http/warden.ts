@@ -34,6 +34,7 @@ import { getMeta, Store, setMeta } from '../store/index.ts';
 import { TokenService } from '../tokens/index.ts';
 import { Vault } from '../vault/index.ts';
 import { allMigrations } from './migrations.ts';
+import { vaultExchangeHook } from './vault-exchange.ts';
 
 const KEY_CHECK = 'master_key_check';
 const KEY_CHECK_PLAINTEXT = 'warden master key check';
@@ -176,6 +177,13 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       users: identity.users,
       templates: identity.templates,
       console: config.console,
+      // Exchange mode of the vault: policy decides, the vault mints (both assembled below).
+      upstreamExchange: vaultExchangeHook({
+        identity,
+        decide: (request) => policy.engine.decide(request),
+        vault: () => vault,
+        logger: logger.child({ component: 'vault-exchange' }),
+      }),
     });
     const policy = {
       admin: new PolicyAdmin({ store, auditor: ledger, clock }),

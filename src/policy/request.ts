@@ -50,6 +50,8 @@ const contextSchema = z
       .object({
         user: idSchema.optional(),
         agents: z.array(idSchema).max(20).optional(),
+        /** The delegation grant the request acts under. */
+        grant: idSchema.optional(),
       })
       .strict()
       .optional(),
@@ -286,6 +288,7 @@ export function toCedarRequest(r: NormalizedRequest): CedarRequest {
       ...(c.delegation?.user ? { user: { __entity: { type: 'Warden::User', id: c.delegation.user } } } : {}),
       agents: (c.delegation?.agents ?? []).map((id) => ({ __entity: { type: 'Warden::Agent', id } })),
       depth: c.delegation?.agents?.length ?? 0,
+      ...(c.delegation?.grant ? { grant: c.delegation.grant } : {}),
     },
     risk_score: c.risk_score ?? 0,
     time: { epoch_ms: c.time, hour: t.getUTCHours(), weekday: t.getUTCDay() },

@@ -30,7 +30,7 @@ export const WARDEN_SCHEMA = `namespace Warden {
   entity NumArgs tags Long;
 
   type Intent = { text: String, task_id: String, goal: String };
-  type Delegation = { user?: User, agents: Set<Agent>, depth: Long };
+  type Delegation = { user?: User, agents: Set<Agent>, depth: Long, grant?: String };
   type Time = { epoch_ms: Long, hour: Long, weekday: Long };
   type Attestation = { verified: Bool, level: String, claims: Set<String> };
   type Approval = { state: String };
@@ -56,6 +56,7 @@ export const WARDEN_SCHEMA = `namespace Warden {
   action get_prompt in [mcp] appliesTo { principal: [Agent, User], resource: [Prompt], context: RequestContext };
   action http_request appliesTo { principal: [Agent, User], resource: [Api, Endpoint], context: RequestContext };
   action use_credential appliesTo { principal: [Agent, User], resource: [Credential], context: RequestContext };
+  action exchange_credential appliesTo { principal: [Agent], resource: [Credential], context: RequestContext };
   action exchange_token appliesTo { principal: [Agent, User], resource: [Api, Server], context: RequestContext };
   action request_scope appliesTo { principal: [Agent, User], resource: [Scope], context: RequestContext };
 }
@@ -90,6 +91,7 @@ export const ACTIONS: Record<
   get_prompt: { principals: ['Agent', 'User'], resources: ['Prompt'], groups: ['mcp'] },
   http_request: { principals: ['Agent', 'User'], resources: ['Api', 'Endpoint'], groups: [] },
   use_credential: { principals: ['Agent', 'User'], resources: ['Credential'], groups: [] },
+  exchange_credential: { principals: ['Agent'], resources: ['Credential'], groups: [] },
   exchange_token: { principals: ['Agent', 'User'], resources: ['Api', 'Server'], groups: [] },
   request_scope: { principals: ['Agent', 'User'], resources: ['Scope'], groups: [] },
 };

@@ -29,6 +29,8 @@ export interface TemplateGrant {
   requireIntent?: string[] | undefined;
   /** Every action of the template's agents needs a verified attestation. */
   requireAttestation?: boolean | undefined;
+  /** Vault connections (by name) whose upstream token the agents may obtain in exchange mode. */
+  exchangeConnections?: string[] | undefined;
 }
 
 const toolSchema = z.string().min(1).max(300);
@@ -56,6 +58,10 @@ const templateSchema = z.object({
     .optional(),
   requireIntent: z.array(toolSchema).max(1000).optional(),
   requireAttestation: z.boolean().optional(),
+  exchangeConnections: z
+    .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/))
+    .max(100)
+    .optional(),
 });
 
 /** The id prefix of every policy compiled from template `id`. */
@@ -125,7 +131,8 @@ function approversOf(rule: TemplateApprovalRule): string | undefined {
  * `@approval("required")` (`@approvers`, `@reason`) on the tool's permit; a conditional rule
  * (`argument` + `above`) splits it into an approval permit for large or non-numeric values and a
  * plain permit for the rest. `requireIntent` tools get a forbid without a declared intent;
- * `requireAttestation` a forbid without a verified attestation.
+ * `requireAttestation` a forbid without a verified attestation; each of `exchangeConnections` a
+ * permit of `exchange_credential` on that connection (the vault's exchange mode).
  */
 export function compileTemplatePolicies(input: TemplateGrant): string {
   const parsed = templateSchema.safeParse(input);
@@ -207,6 +214,12 @@ export function compileTemplatePolicies(input: TemplateGrant): string {
     out.push(
       `@id(${cedarString(`${prefix}attestation`)})\n${common}@reason("a verified attestation is required")\n` +
         `forbid (${principal}, action, resource) unless { context.attestation.verified };`,
+    );
+  }
+  for (const name of [...new Set(t.exchangeConnections ?? [])].sort()) {
+    out.push(
+      `@id(${cedarString(`${prefix}exchange:${idSafe(name)}`)})\n${common}` +
+        `permit (${principal}, action == Warden::Action::"exchange_credential", resource == ${entityLiteral('Credential', name)});`,
     );
   }
   for (const scope of [...new Set(t.allowedScopes)].sort()) {

@@ -32,3 +32,12 @@ export {
   SigningKeyStore,
 } from './signing-keys.ts';
 export { type IntrospectionResponse, TokenService, type TokenServiceOptions } from './token-service.ts';
+export {
+  type UpstreamExchange,
+  type UpstreamExchangeOutcome,
+  UpstreamExchangeRefused,
+  type UpstreamExchangeRequest,
+  type UpstreamExchangeResult,
+  VAULT_CONNECTION_RESOURCE_PREFIX,
+  vaultConnectionOf,
+} from './upstream-exchange.ts';

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { KeyObject } from 'node:crypto';
 import type { AttestedClaims, ResolvedAgent } from '../identity/index.ts';
 import type { ReplayClaims } from './replay-cache.ts';
+import type { UpstreamExchangeOutcome } from './upstream-exchange.ts';
 
 /** How a request presents a client attestation: with its own PoP header, or with DPoP as the PoP. */
 export type PresentedAttestation = 'attestation_pop_jwt' | 'dpop_combined';
@@ -55,6 +56,10 @@ export interface RequestState {
   attested?: VerifiedAttestation;
   /** Single-use ids reserved by this request, written with its outcome (token endpoint only). */
   claims?: ReplayClaims;
+  /** Set by a successful exchange-mode request: the upstream token handed out (never the token). */
+  upstream?: UpstreamExchangeOutcome;
+  /** Set once a token exchange names a vault connection, for the refusal's audit event. */
+  upstreamAttempt?: { connection: string; userId: string; grantId?: string };
 }
 
 const storage = new AsyncLocalStorage<RequestState>();

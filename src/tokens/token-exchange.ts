@@ -12,10 +12,16 @@ import type { KoaContextWithOIDC, default as Provider } from 'oidc-provider';
 import { type Clock, NotFoundError, type WardenConfig } from '../core/index.ts';
 import type { User } from '../identity/index.ts';
 import { CONSOLE_CLIENT_ID } from './console-client.ts';
-import type { DelegationGrant, DelegationGrants } from './delegation-grants.ts';
+import { type DelegationGrant, type DelegationGrants, isGrantActive } from './delegation-grants.ts';
 import type { DelegationUsers } from './grant-admin.ts';
 import type { IssuedTokens } from './issued-tokens.ts';
 import { type ActClaim, type ExchangeOutcome, requestState } from './request-state.ts';
+import {
+  type UpstreamExchange,
+  UpstreamExchangeRefused,
+  VAULT_CONNECTION_RESOURCE_PREFIX,
+  vaultConnectionOf,
+} from './upstream-exchange.ts';
 
 /** RFC 8693 §2.1 grant type. */
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -75,17 +81,27 @@ export interface TokenExchangeOptions {
   clock: Clock;
   /** RFC 7662 rules for a Warden access token: the claims when active, else undefined. */
   activeClaims(token: string): Promise<JWTPayload | undefined>;
+  /** The vault's exchange mode (policy + vault), wired by the assembly; absent: refused. */
+  upstream?: UpstreamExchange | undefined;
 }
 
 /** A refusal with the OAuth error to answer and the reason code kept for the audit event. */
 class Refusal {
-  readonly error: 'invalid_request' | 'invalid_grant' | 'invalid_scope' | 'invalid_target';
+  readonly error:
+    | 'invalid_request'
+    | 'invalid_grant'
+    | 'invalid_scope'
+    | 'invalid_target'
+    | 'temporarily_unavailable';
   readonly reason: string;
   readonly description: string;
-  constructor(error: Refusal['error'], reason: string, description: string) {
+  /** Answer with this description (not the library's generic one): the vault's refusals say what to fix. */
+  readonly expose: boolean;
+  constructor(error: Refusal['error'], reason: string, description: string, expose = false) {
     this.error = error;
     this.reason = reason;
     this.description = description;
+    this.expose = expose;
   }
 }
 
@@ -144,6 +160,11 @@ export class TokenExchange {
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
       if (state) state.refusal = e.reason;
+      if (e.expose || e.error === 'temporarily_unavailable') {
+        const err = new errors.CustomOIDCProviderError(e.error, e.description);
+        const status = e.error === 'temporarily_unavailable' ? 503 : 400;
+        throw Object.assign(err, { status, statusCode: status });
+      }
       if (e.error === 'invalid_grant') throw new errors.InvalidGrant(e.description);
       if (e.error === 'invalid_scope') {
         throw new errors.InvalidScope(e.description, String(ctx.oidc.params?.scope ?? ''));
@@ -185,6 +206,17 @@ export class TokenExchange {
     }
     const subject = await this.#subject(subjectToken);
     const agentId = client.clientId;
+
+    const connection = vaultConnectionOf(singleResource(params.resource) ?? '');
+    if (connection !== undefined) {
+      await this.#upstreamExchange(provider, errors, h, ctx, dPoP, {
+        subject,
+        agentId,
+        connection,
+        requestedType,
+      });
+      return;
+    }
 
     // RFC 8693 §4.4: a subject token naming who may act for it admits only that party.
     const mayAct = subject.claims.may_act;
@@ -336,15 +368,152 @@ export class TokenExchange {
     };
   }
 
+  /**
+   * Exchange mode of the vault (`resource` = `urn:warden:vault:connection:<name>`): only the
+   * current actor of an active delegated Warden token, under grants that are all still active,
+   * gets the delegating user's own upstream access token, if the assembly's hook (policy, vault)
+   * allows it. The upstream token is a Bearer token: it cannot be bound to the agent's DPoP key.
+   */
+  async #upstreamExchange(
+    provider: Provider,
+    errors: OidcErrors,
+    h: GrantHelpers,
+    ctx: KoaContextWithOIDC,
+    dPoP: { thumbprint: string; jti: string } | undefined,
+    req: { subject: Subject; agentId: string; connection: string; requestedType: unknown },
+  ): Promise<void> {
+    const { subject, agentId, connection } = req;
+    const state = requestState();
+    if (state) state.upstreamAttempt = { connection, userId: subject.user.id };
+    const upstream = this.#opts.upstream;
+    if (!upstream) {
+      throw new Refusal(
+        'invalid_target',
+        'vault_exchange_unavailable',
+        'exchange mode is not available here',
+      );
+    }
+    if (req.requestedType !== ACCESS_TOKEN_TYPE) {
+      throw new Refusal(
+        'invalid_request',
+        'vault_exchange_requested_type',
+        `requested_token_type must be ${ACCESS_TOKEN_TYPE} for a vault connection`,
+      );
+    }
+    const params = ctx.oidc.params as Record<string, unknown>;
+    if (params.scope !== undefined && params.scope !== '') {
+      throw new Refusal(
+        'invalid_scope',
+        'vault_exchange_scope',
+        'scope is not accepted for a vault connection (the upstream token carries the account scope)',
+      );
+    }
+    if (subject.issuer !== this.#opts.issuer || !subject.act) {
+      throw new Refusal(
+        'invalid_grant',
+        'vault_exchange_not_delegated',
+        'the subject token must be a delegated Warden token (with act)',
+      );
+    }
+    if (subject.act.sub !== agentId) {
+      throw new Refusal(
+        'invalid_grant',
+        'vault_exchange_not_current_actor',
+        'the client is not the current actor of the subject token',
+      );
+    }
+    if (subject.user.status !== 'active') {
+      throw new Refusal('invalid_grant', 'user_disabled', 'the user is disabled');
+    }
+    const now = this.#opts.clock.now();
+    const chain = subject.grantChain;
+    for (const id of chain) {
+      const g = await this.#opts.grants.find(id);
+      if (!g || !isGrantActive(g, now)) {
+        throw new Refusal(
+          'invalid_grant',
+          'grant_inactive',
+          'a delegation grant of the subject token is no longer active',
+        );
+      }
+    }
+    const own = (await this.#opts.grants.findActive(subject.user.id, agentId)).filter((g) =>
+      chain.includes(g.id),
+    );
+    if (own.length === 0) {
+      throw new Refusal(
+        'invalid_grant',
+        'no_active_grant',
+        'the user has not delegated to this agent (no active grant)',
+      );
+    }
+    const resource = `${VAULT_CONNECTION_RESOURCE_PREFIX}${connection}`;
+    const grant = own.find((g) => g.resources.length === 0 || g.resources.includes(resource));
+    if (!grant) {
+      throw new Refusal('invalid_target', 'resource_not_granted', 'no grant covers the requested resource');
+    }
+    if (state?.upstreamAttempt) state.upstreamAttempt.grantId = grant.id;
+    // The upstream token leaves Warden's DPoP protection, so the agent must at least prove it holds
+    // the key its delegated token is bound to: a stolen subject token alone gets nothing.
+    const jkt = (subject.claims.cnf as { jkt?: unknown } | undefined)?.jkt;
+    if (jkt !== undefined && dPoP?.thumbprint !== jkt) {
+      throw new Refusal(
+        'invalid_grant',
+        'vault_exchange_dpop_mismatch',
+        'the DPoP proof must use the key the subject token is bound to',
+      );
+    }
+    if (dPoP) await h.checkDpopReplay(provider, ctx, dPoP, agentId, errors.InvalidGrant);
+    h.checkDpopRequired(provider, ctx, dPoP, errors.InvalidGrant);
+
+    const request = {
+      agentId,
+      userId: subject.user.id,
+      grantId: grant.id,
+      grantChain: chain,
+      actors: actorsOf(subject.act),
+      scopes: subject.scopes ?? [],
+      connection,
+    };
+    let result: Awaited<ReturnType<UpstreamExchange>>;
+    try {
+      result = await upstream(request);
+    } catch (e) {
+      if (e instanceof UpstreamExchangeRefused) throw new Refusal(e.error, e.reason, e.message, true);
+      throw e;
+    }
+    const nowS = Math.floor(this.#opts.clock.now() / 1000);
+    const expiresIn = Math.min(
+      Math.floor(result.expiresAt / 1000) - nowS,
+      (subject.claims.exp as number) - nowS,
+      Math.floor(grant.expiresAt / 1000) - nowS,
+    );
+    if (expiresIn < 1) {
+      throw new Refusal(
+        'invalid_grant',
+        'subject_expiring',
+        'the subject token, the grant or the upstream token is about to expire',
+      );
+    }
+    if (state) {
+      state.upstream = {
+        ...request,
+        connectionId: result.connectionId,
+        accountId: result.accountId,
+        expiresIn,
+        determiningPolicies: result.determiningPolicies,
+      };
+    }
+    ctx.body = {
+      access_token: result.accessToken,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: expiresIn,
+    };
+  }
+
   /** Verifies the subject token and finds the user it speaks for. */
-  async #subject(token: string): Promise<{
-    claims: JWTPayload;
-    user: User;
-    act: ActClaim | undefined;
-    scopes: string[] | undefined;
-    grantChain: string[];
-    issuer: string;
-  }> {
+  async #subject(token: string): Promise<Subject> {
     if (token.length > TOKEN_MAX_CHARS) {
       throw new Refusal('invalid_request', 'subject_token_malformed', 'the subject token is too large');
     }
@@ -511,6 +680,21 @@ export class TokenExchange {
     }
     return value;
   }
+}
+
+interface Subject {
+  claims: JWTPayload;
+  user: User;
+  act: ActClaim | undefined;
+  scopes: string[] | undefined;
+  grantChain: string[];
+  issuer: string;
+}
+
+/** The single `resource` parameter, when there is exactly one. */
+function singleResource(value: unknown): string | undefined {
+  if (Array.isArray(value)) return value.length === 1 ? String(value[0]) : undefined;
+  return typeof value === 'string' ? value : undefined;
 }
 
 function stringParam(value: unknown, name: string): string {

@@ -33,6 +33,7 @@ import { type RequestState, requestState, withRequestState } from './request-sta
 import { sharedSecret } from './server-secrets.ts';
 import { type SigningKey, SigningKeyStore } from './signing-keys.ts';
 import { loadGrantHelpers, TOKEN_EXCHANGE_GRANT, TokenExchange } from './token-exchange.ts';
+import type { UpstreamExchange, UpstreamExchangeOutcome } from './upstream-exchange.ts';
 
 type OidcProviderModule = typeof import('oidc-provider');
 let oidcProviderModule: OidcProviderModule | undefined;
@@ -83,6 +84,11 @@ export interface TokenServiceOptions {
   templates: TemplateRegistry;
   /** The first-party console client (authorization_code + PKCE). */
   console: WardenConfig['console'];
+  /**
+   * The vault's exchange mode: decides (policy) and mints (vault) an upstream access token for a
+   * token exchange whose `resource` names a vault connection. Absent, such requests are refused.
+   */
+  upstreamExchange?: UpstreamExchange | undefined;
 }
 
 /** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
@@ -152,6 +158,7 @@ export class TokenService {
       users: opts.users,
       clock: opts.clock,
       activeClaims: (token) => this.#activeClaims(token),
+      upstream: opts.upstreamExchange,
     });
     this.#limiter = new RateLimiter(opts.config.rateLimitPerSecond, opts.config.rateLimitBurst, opts.clock);
     this.attestation = new ClientAttestation({
@@ -798,7 +805,9 @@ export class TokenService {
         // RFC 9449 §4.3: a replayed proof is an invalid proof (the library says invalid_grant).
         ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
       }
-      if (ctx.status === 200 && isObject(ctx.body) && typeof ctx.body.access_token === 'string') {
+      if (ctx.status === 200 && state.upstream && isObject(ctx.body)) {
+        await this.#recordUpstream(ctx, state, state.upstream, started);
+      } else if (ctx.status === 200 && isObject(ctx.body) && typeof ctx.body.access_token === 'string') {
         await this.#recordIssued(ctx, state, started);
       } else {
         await this.#recordRefusal(ctx, state, started);
@@ -968,6 +977,83 @@ export class TokenService {
       return payload;
     } catch {
       return undefined;
+    }
+  }
+
+  /**
+   * Records an exchange-mode answer (`vault.credential_exchanged`) with the request's single-use
+   * ids, after checking once more that its grants are in force; the upstream token goes out only
+   * if this commits. The event names the agent, user, grant and connection, never the token.
+   */
+  async #recordUpstream(
+    ctx: KoaContextWithOIDC,
+    state: RequestState,
+    up: UpstreamExchangeOutcome,
+    started: number,
+  ): Promise<void> {
+    try {
+      await this.#opts.auditor.transact(
+        async (tx) => {
+          if (state.claims) await this.replay.write(tx, state.claims, true);
+          await assertGrantsActive(this.grants, up.grantChain, tx, this.#opts.clock.now());
+        },
+        () => ({
+          type: 'vault.credential_exchanged',
+          actor: {
+            type: 'agent',
+            id: up.agentId,
+            name: state.agentName,
+            on_behalf_of: { type: 'user' as const, id: up.userId },
+            chain: up.actors.map((id) => ({ type: 'agent' as const, id })),
+          },
+          action: 'vault.exchange',
+          resource: { type: 'vault_connection', id: up.connectionId, name: up.connection },
+          outcome: 'success',
+          request: requestMeta(ctx),
+          latency_ms: Math.round(performance.now() - started),
+          decision: {
+            effect: 'permit',
+            reason: 'policy permits the exchange',
+            policies: up.determiningPolicies,
+          },
+          details: {
+            grant_type: ctx.oidc.params?.grant_type,
+            grant_id: up.grantId,
+            grant_chain: up.grantChain,
+            account_id: up.accountId,
+            scopes: up.scopes,
+            issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+            token_type: 'Bearer',
+            expires_in: up.expiresIn,
+            dpop: typeof ctx.get('dpop') === 'string' && ctx.get('dpop') !== '',
+          },
+        }),
+      );
+      state.claims?.markSettled();
+    } catch (e) {
+      if (e instanceof ReplayDetectedError) {
+        replayRefusal(ctx, e);
+        await this.#recordRefusal(ctx, state, started, 'replay_detected');
+        return;
+      }
+      if (e instanceof GrantNoLongerActive) {
+        state.refusal = 'grant_revoked_during_issuance';
+        ctx.status = 400;
+        ctx.type = 'application/json';
+        ctx.body = { error: 'invalid_grant', error_description: 'the delegation grant is no longer active' };
+        await this.#recordRefusal(ctx, state, started);
+        return;
+      }
+      this.#opts.logger.error(
+        { err: { message: (e as Error).message } },
+        'token exchange could not be recorded',
+      );
+      ctx.status = 503;
+      ctx.type = 'application/json';
+      ctx.body = {
+        error: 'temporarily_unavailable',
+        error_description: 'the exchange could not be recorded',
+      };
     }
   }
 
@@ -1171,6 +1257,13 @@ export class TokenService {
         reason: detail,
         grant_type: ctx.oidc?.params?.grant_type,
         status: ctx.status,
+        ...(state.upstreamAttempt
+          ? {
+              vault_connection: state.upstreamAttempt.connection,
+              subject: state.upstreamAttempt.userId,
+              grant_id: state.upstreamAttempt.grantId,
+            }
+          : {}),
       },
     };
     const claims = state.claims;

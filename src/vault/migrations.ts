@@ -117,4 +117,16 @@ export const vaultMigrations: Record<string, Migration> = {
       }
     },
   },
+  '20261126T040000_vault_allow_exchange': {
+    async up(db) {
+      // Exchange mode hands the upstream token itself to an agent: off unless a connection opts in.
+      await db.schema
+        .alterTable('vault_connections')
+        .addColumn('allow_exchange', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+    async down(db) {
+      await db.schema.alterTable('vault_connections').dropColumn('allow_exchange').execute();
+    },
+  },
 };

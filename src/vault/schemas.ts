@@ -37,6 +37,11 @@ export const connectionInputSchema = z
     clientAuthMethod: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
     scopes: scopesSchema.default([]),
     accessRule: accessRuleSchema,
+    /**
+     * Exchange mode: agents may trade a delegated Warden token for the user's upstream access
+     * token itself (RFC 8693 at the token endpoint). Off by default; brokering is the norm.
+     */
+    allowExchange: z.boolean().default(false),
   })
   .strict()
   .refine((v) => v.issuer !== undefined || (v.authorizationEndpoint && v.tokenEndpoint), {
@@ -56,6 +61,7 @@ export const connectionPatchSchema = z
     clientSecret: z.string().min(1).max(10_000).optional(),
     scopes: scopesSchema.optional(),
     accessRule: accessRuleSchema.optional(),
+    allowExchange: z.boolean().optional(),
   })
   .strict();
 
@@ -136,6 +142,7 @@ export const connectionViewSchema = z.object({
   clientSecretVersion: z.number().int(),
   scopes: z.array(z.string()),
   accessRule: accessRuleSchema,
+  allowExchange: z.boolean(),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });

@@ -99,6 +99,8 @@ export interface ConnectionView {
   clientSecretVersion: number;
   scopes: string[];
   accessRule: AccessRule;
+  /** Exchange mode allowed (agents may receive the upstream access token itself). */
+  allowExchange: boolean;
   createdAt: number;
   updatedAt: number;
 }
@@ -156,6 +158,7 @@ interface ConnectionRow {
   client_secret_version: number;
   scopes: string;
   access_rule: string;
+  allow_exchange: number;
   created_at: number;
   updated_at: number;
 }
@@ -232,6 +235,7 @@ function connectionView(row: ConnectionRow): ConnectionView {
     clientSecretVersion: num(row.client_secret_version),
     scopes: JSON.parse(row.scopes) as string[],
     accessRule: JSON.parse(row.access_rule) as AccessRule,
+    allowExchange: num(row.allow_exchange) === 1,
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
   };
@@ -361,6 +365,7 @@ export class Vault {
           client_secret_version: version,
           scopes: JSON.stringify(v.scopes),
           access_rule: JSON.stringify(v.accessRule),
+          allow_exchange: v.allowExchange ? 1 : 0,
           created_at: now,
           updated_at: now,
         };
@@ -397,12 +402,14 @@ export class Vault {
         }
         if (p.scopes !== undefined) next.scopes = JSON.stringify(p.scopes);
         if (p.accessRule !== undefined) next.access_rule = JSON.stringify(p.accessRule);
+        if (p.allowExchange !== undefined) next.allow_exchange = p.allowExchange ? 1 : 0;
         await tx
           .updateTable('vault_connections')
           .set({
             client_secret_version: next.client_secret_version,
             scopes: next.scopes,
             access_rule: next.access_rule,
+            allow_exchange: next.allow_exchange,
             updated_at: now,
           })
           .where('id', '=', current.id)
@@ -879,6 +886,72 @@ export class Vault {
     );
   }
 
+  /**
+   * Exchange mode: the upstream access token itself of `userId`'s own connected account on a
+   * connection that allows exchange, for an agent the access rule admits. The caller (the token
+   * endpoint, after policy) hands it to the agent and records the success; refusals are recorded
+   * here (`vault.credential_refused`, action `vault.exchange`).
+   * @throws ForbiddenError (exchange not allowed, rule), NotFoundError (no such connection, no
+   *   account of this user), ConflictError (account broken), UnavailableError (upstream down).
+   */
+  async exchangeAccessToken(
+    request: CredentialRequest & { userId: string },
+  ): Promise<{ accessToken: string; expiresAt: number; connectionId: string; accountId: string }> {
+    const started = performance.now();
+    const ref = request.connectionOrCredentialId;
+    const req = { ...request, action: 'vault.exchange' };
+    const conn = await this.#findConnectionCached(ref);
+    if (!conn) {
+      throw await this.#refuse(
+        req,
+        { type: 'vault_connection', name: ref },
+        new NotFoundError(`no connection ${ref}`, { code: 'ERR_VAULT_CREDENTIAL_NOT_FOUND' }),
+        started,
+      );
+    }
+    const resource = { type: 'vault_connection', id: conn.id, name: conn.name };
+    if (num(conn.allow_exchange) !== 1) {
+      throw await this.#refuse(
+        req,
+        resource,
+        new ForbiddenError(`connection ${conn.name} does not allow exchange mode`, {
+          code: 'ERR_VAULT_EXCHANGE_NOT_ALLOWED',
+        }),
+        started,
+      );
+    }
+    const reason = checkAccessRule(JSON.parse(conn.access_rule) as AccessRule, request, request.userId);
+    if (reason) {
+      throw await this.#refuse(
+        req,
+        resource,
+        new ForbiddenError(reason, { code: 'ERR_VAULT_ACCESS_DENIED' }),
+        started,
+      );
+    }
+    const account = await this.#findAccountCached(conn.id, request.userId);
+    if (!account) {
+      throw await this.#refuse(
+        req,
+        resource,
+        new NotFoundError(`user ${request.userId} has not connected an account on ${conn.name}`, {
+          code: 'ERR_VAULT_NOT_CONNECTED',
+        }),
+        started,
+      );
+    }
+    if (account.status !== 'active') {
+      throw await this.#refuse(req, resource, this.#brokenError(conn), started, account.id);
+    }
+    try {
+      const entry = await this.#accessToken(conn, account);
+      const accessToken = this.#keyring.openText(entry.sealed, tokenContext(account.id, entry.generation));
+      return { accessToken, expiresAt: entry.expiresAt, connectionId: conn.id, accountId: account.id };
+    } catch (e) {
+      throw await this.#refuse(req, resource, e, started, account.id);
+    }
+  }
+
   async #mintOAuth(
     conn: ConnectionRow,
     request: CredentialRequest,
@@ -971,7 +1044,7 @@ export class Vault {
   }
 
   #useEvent(
-    request: CredentialRequest,
+    request: CredentialRequest & { action?: string },
     resource: { type: string; id?: string; name?: string },
     started: number,
   ): Omit<AuditEventInput, 'type' | 'outcome'> {
@@ -981,7 +1054,7 @@ export class Vault {
         id: request.agentId,
         on_behalf_of: request.userId ? { type: 'user', id: request.userId } : undefined,
       },
-      action: 'vault.get_credential',
+      action: request.action ?? 'vault.get_credential',
       resource,
       request: request.requestId ? { request_id: request.requestId } : undefined,
       latency_ms: Math.round((performance.now() - started) * 1000) / 1000,
@@ -990,7 +1063,7 @@ export class Vault {
 
   /** Records a refusal and returns the error to throw (always a typed WardenError). */
   async #refuse(
-    request: CredentialRequest,
+    request: CredentialRequest & { action?: string },
     resource: { type: string; id?: string; name?: string },
     error: unknown,
     started: number,

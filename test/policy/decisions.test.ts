@@ -69,6 +69,35 @@ describe('policy decisions', () => {
     assert.equal(decideRaw(idx, 1, { ...scope, principal: other }, clock).decision, 'deny');
   });
 
+  it('lets a template grant the vault exchange mode on named connections only', () => {
+    const idx = index(
+      compileTemplatePolicies({
+        id: 'crm-bot',
+        version: 1,
+        allowedTools: [],
+        allowedScopes: [],
+        exchangeConnections: ['salesforce'],
+      }),
+    );
+    const req = (principal: object, connection: string, grant?: string) => ({
+      principal,
+      action: 'exchange_credential',
+      resource: { type: 'Credential', id: connection, attrs: { kind: 'oauth_connection' } },
+      context: { delegation: { user: 'alice', agents: ['a1'], ...(grant ? { grant } : {}) } },
+    });
+    const ours = agent('a1', 'crm-bot');
+    assert.equal(decideRaw(idx, 1, req(ours, 'salesforce', 'g-1'), clock).decision, 'permit');
+    assert.equal(decideRaw(idx, 1, req(ours, 'github'), clock).decision, 'deny');
+    assert.equal(decideRaw(idx, 1, req(agent('a2', 'other-bot'), 'salesforce'), clock).decision, 'deny');
+    const byGrant = index(`
+      @id("only-grant-g1") permit (principal, action == Warden::Action::"exchange_credential", resource)
+        when { context.delegation has grant && context.delegation.grant == "g-1" };
+    `);
+    assert.equal(decideRaw(byGrant, 1, req(ours, 'github', 'g-1'), clock).decision, 'permit');
+    assert.equal(decideRaw(byGrant, 1, req(ours, 'github', 'g-2'), clock).decision, 'deny');
+    assert.equal(decideRaw(byGrant, 1, req(ours, 'github'), clock).decision, 'deny');
+  });
+
   it('matches provider membership and delegation context', () => {
     const idx = index(`
       @id("acme-reads") permit (principal in Warden::Provider::"acme", action == Warden::Action::"read_resource", resource)

@@ -127,7 +127,11 @@ export function vaultCommands(program: Command): void {
       .requiredOption('--client-id <id>', 'the client id Warden has at the upstream')
       .option('--client-secret-file <file>', 'read the client secret from this file')
       .option('--auth-method <method>', 'client_secret_basic or client_secret_post', 'client_secret_basic')
-      .option('--scope <scope>', 'a scope to request (repeatable)', collect),
+      .option('--scope <scope>', 'a scope to request (repeatable)', collect)
+      .option(
+        '--allow-exchange',
+        'let agents obtain the upstream token itself (exchange mode; off by default)',
+      ),
   )
     .option('--json', 'machine-readable output')
     .action(
@@ -141,6 +145,7 @@ export function vaultCommands(program: Command): void {
           clientSecretFile?: string;
           authMethod: string;
           scope?: string[];
+          allowExchange?: boolean;
           json?: boolean;
         },
       ) => {
@@ -155,6 +160,7 @@ export function vaultCommands(program: Command): void {
           clientAuthMethod: opts.authMethod,
           scopes: opts.scope ?? [],
           accessRule: accessRule(opts),
+          allowExchange: opts.allowExchange === true,
         };
         printRecord(await api().request('POST', '/v1/vault/connections', body), opts);
       },

@@ -154,6 +154,7 @@ export const CLASSIFICATION: Record<AuditEventType, Classification> = {
   'vault.secret_deleted': { class: 'entity_management', activity: 4 },
   'vault.credential_used': { class: 'entity_management', activity: 2 },
   'vault.credential_refused': { class: 'entity_management', activity: 2 },
+  'vault.credential_exchanged': { class: 'entity_management', activity: 2 },
   'vault.token_refreshed': { class: 'entity_management', activity: 3 },
   'risk.signal': { class: 'detection_finding', activity: 1 },
   'risk.response': { class: 'detection_finding', activity: 2 },
