@@ -14,6 +14,14 @@ import { type Clock, isUuid, type Logger, NotFoundError, type WardenConfig } fro
 import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
+import {
+  addInterval,
+  type BackchannelHook,
+  CIBA_GRANT,
+  CIBA_MAX_EXPIRY,
+  cibaFeature,
+  PollPacer,
+} from './backchannel.ts';
 import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
 import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
 import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
@@ -83,6 +91,8 @@ export interface TokenServiceOptions {
   templates: TemplateRegistry;
   /** The first-party console client (authorization_code + PKCE). */
   console: WardenConfig['console'];
+  /** Who asks a person for a CIBA request (the approvals part, wired by the HTTP assembly). */
+  backchannel?: BackchannelHook;
 }
 
 /** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
@@ -122,9 +132,12 @@ export class TokenService {
   #timers: NodeJS.Timeout[] = [];
   #unsubscribe: (() => void) | undefined;
   #reloading: Promise<void> | undefined;
+  #backchannel: BackchannelHook | undefined;
+  readonly #pacer = new PollPacer();
 
   private constructor(opts: TokenServiceOptions) {
     this.#opts = opts;
+    this.#backchannel = opts.backchannel;
     this.issuer = opts.issuer;
     this.resources = opts.config.resources.length > 0 ? opts.config.resources : [opts.issuer];
     this.issued = new IssuedTokens(opts.store, opts.clock);
@@ -203,6 +216,64 @@ export class TokenService {
       ]),
     );
     return service;
+  }
+
+  /** Sets who asks people for CIBA requests (the approvals part is built after this service). */
+  set backchannel(hook: BackchannelHook) {
+    this.#backchannel = hook;
+  }
+
+  /**
+   * Completes a CIBA request with the person's decision (on whichever node holds it: the library's
+   * request lives in the shared provider records). Approve creates a Warden delegation grant
+   * (`source: 'ciba'`, scopes = requested within the template, until `expiresAt`) and the
+   * library's Grant under the same id; deny ends the request with `access_denied`.
+   * @returns the delegation grant id when approved.
+   */
+  async decideBackchannel(
+    authReqId: string,
+    decision: { approved: true; expiresAt: number; purpose: string } | { approved: false },
+    actor: AuditActor,
+    request?: AuditRequestMeta,
+  ): Promise<string | undefined> {
+    const provider = this.#provider;
+    const pending = await provider.BackchannelAuthenticationRequest.find(authReqId, { ignoreExpiration: true });
+    if (!pending) throw new NotFoundError('backchannel authentication request not found');
+    if (!decision.approved) {
+      await provider.backchannelResult(pending, new this.#lib.errors.AccessDenied('the person denied the request'));
+      return undefined;
+    }
+    const p = pending as unknown as { accountId: string; clientId: string; scope?: string; resource?: string };
+    const resource = p.resource ?? (this.resources[0] as string);
+    const { template } = await this.#opts.agents.resolve(p.clientId);
+    const scopes = String(p.scope ?? '')
+      .split(' ')
+      .filter((s) => template.spec.allowed_scopes.includes(s));
+    const grant = await this.createGrant(
+      {
+        userId: p.accountId,
+        agentId: p.clientId,
+        scopes,
+        resources: [resource],
+        purpose: decision.purpose,
+        source: 'ciba',
+        expiresAt: decision.expiresAt,
+      },
+      actor,
+      request,
+    );
+    const libraryGrant = new provider.Grant({
+      jti: grant.id,
+      accountId: p.accountId,
+      clientId: p.clientId,
+      expiresIn: Math.max(1, Math.ceil((decision.expiresAt - this.#opts.clock.now()) / 1000)),
+    } as never);
+    if (scopes.length > 0) libraryGrant.addResourceScope(resource, scopes.join(' '));
+    // CIBA is OpenID: the ID token names the person (sub only).
+    libraryGrant.addOIDCScope('openid');
+    await libraryGrant.save();
+    await provider.backchannelResult(pending, libraryGrant);
+    return grant.id;
   }
 
   /** The key ids currently published, the signing one first. */
@@ -429,6 +500,7 @@ export class TokenService {
         introspection: { enabled: true },
         revocation: { enabled: true },
         attestClientAuth: this.attestation.feature(this.#challengeSecret, errors),
+        ciba: cibaFeature({ users: this.#opts.users, hook: () => this.#backchannel, errors }),
         dPoP: {
           enabled: true,
           nonceSecret: this.#nonceSecret,
@@ -497,7 +569,7 @@ export class TokenService {
           ...this.attestation.tokenClaims(),
         };
         // Delegated (authorization_code): sub is the person, the agent acts for them (RFC 8693 act).
-        if (gty === 'authorization_code' && accountId) {
+        if ((gty === 'authorization_code' || gty === 'ciba') && accountId) {
           claims.act = { sub: client.clientId };
           if (grantId) claims.grant_id = grantId;
         }
@@ -517,6 +589,8 @@ export class TokenService {
           (token as unknown as { resourceServer?: { accessTokenTTL?: number } }).resourceServer
             ?.accessTokenTTL ?? 300,
         IdToken: 300,
+        BackchannelAuthenticationRequest: (ctx) =>
+          Math.min(CIBA_MAX_EXPIRY, Number(ctx?.oidc?.params?.requested_expiry ?? 300) || 300),
         Interaction: 600,
         Session: 8 * 3600,
         // The console's grant lives as long as a session; an agent's is set from the duration the
@@ -580,6 +654,8 @@ export class TokenService {
       }
       if (ctx.path === '/auth' && (await this.#delegationRefused(ctx as KoaContextWithOIDC, started))) return;
       await withRequestState(state, next);
+      if (ctx.path === '/backchannel') addInterval(ctx as KoaContextWithOIDC);
+      this.#paceCibaPoll(ctx as KoaContextWithOIDC);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
       if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {
         await this.#afterAuthorization(ctx as KoaContextWithOIDC, started);
@@ -589,6 +665,19 @@ export class TokenService {
       await this.#settleClaims(ctx as KoaContextWithOIDC, state);
     });
     return provider;
+  }
+
+  /** A pending CIBA poll that came sooner than the interval is answered `slow_down` (CIBA §11). */
+  #paceCibaPoll(ctx: KoaContextWithOIDC): void {
+    const params = ctx.oidc?.params;
+    if (ctx.oidc?.route !== 'token' || params?.grant_type !== CIBA_GRANT) return;
+    const id = params.auth_req_id;
+    if (typeof id !== 'string') return;
+    const tooSoon = this.#pacer.tooSoon(id, this.#opts.clock.now());
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (tooSoon && body?.error === 'authorization_pending') {
+      ctx.body = { error: 'slow_down', error_description: 'poll no more often than the interval' };
+    }
   }
 
   /**
