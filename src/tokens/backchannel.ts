@@ -42,7 +42,9 @@ interface Deps {
  * oidc-provider's `features.ciba` for agents: poll and ping, `login_hint` = an active Warden user's
  * username or email, a required binding message, no login_hint_token / user_code.
  */
-export function cibaFeature(deps: Deps): NonNullable<Configuration['features']>['ciba'] {
+type CibaFeature = NonNullable<NonNullable<Configuration['features']>['ciba']>;
+
+export function cibaFeature(deps: Deps): CibaFeature {
   const { errors } = deps;
   return {
     enabled: true,
@@ -91,7 +93,7 @@ export function cibaFeature(deps: Deps): NonNullable<Configuration['features']>[
         expiresAt: r.exp * 1000,
       });
     },
-  } as never;
+  };
 }
 
 /** The library's account id for a login hint: a username or a unique email of an active user. */
