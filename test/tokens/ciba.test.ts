@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage } from 'node:http';
+import { describe, it } from 'node:test';
+import { decodeJwt } from 'jose';
+import * as client from 'openid-client';
+import type { BackchannelRequest } from '../../src/tokens/backchannel.ts';
+import { agentConfig, createPerson, registerDelegatingAgent } from './code-flow-support.ts';
+import { GATEWAY, startTokenServer } from './support.ts';
+
+const CIBA = 'urn:openid:params:grant-type:ciba';
+const server = await startTokenServer('sqlite');
+const alice = await createPerson(server, 'alice');
+const asked: BackchannelRequest[] = [];
+// The HTTP assembly wires the approvals part here; these tests decide as the approver would.
+server.warden.tokens.backchannel = {
+  request: async (r) => {
+    asked.push(r);
+  },
+};
+const cibaAgent = await registerDelegatingAgent(server, { allowed: false, ciba: true });
+const cibaClient = await agentConfig(server, cibaAgent);
+const plainAgent = await registerDelegatingAgent(server, { allowed: false });
+const plainClient = await agentConfig(server, plainAgent);
+const aliceActor = { type: 'user' as const, id: alice.id };
+
+function start(config = cibaClient, extra: Record<string, string> = {}) {
+  return client.initiateBackchannelAuthentication(config, {
+    scope: 'openid tickets.read',
+    login_hint: alice.username,
+    binding_message: 'Triage ticket #4711 for Alice (code 7Q2)',
+    resource: GATEWAY,
+    ...extra,
+  });
+}
+
+async function poll(authReqId: string, config = cibaClient) {
+  return client.genericGrantRequest(config, CIBA, { auth_req_id: authReqId });
+}
+
+async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return String((e as { error?: string }).error ?? (e as Error).message);
+  }
+  assert.fail('expected a refusal');
+}
+
+describe('OpenID CIBA: poll mode', () => {
+  it('issues a delegated token after the person approves: sub, act, grant_id, introspection active', async () => {
+    const started = await start();
+    assert.ok(started.auth_req_id);
+    assert.equal(started.interval, 5);
+    const ask = asked.find((a) => a.authReqId === started.auth_req_id);
+    assert.equal(ask?.userId, alice.id);
+    assert.equal(ask?.agentId, cibaAgent.id);
+    assert.equal(ask?.bindingMessage, 'Triage ticket #4711 for Alice (code 7Q2)');
+    assert.deepEqual(ask?.scopes, ['openid', 'tickets.read']);
+    assert.equal(ask?.resource, GATEWAY);
+    const grantId = await server.warden.tokens.decideBackchannel(
+      started.auth_req_id,
+      { approved: true, expiresAt: Date.now() + 3_600_000, purpose: ask?.bindingMessage ?? '' },
+      aliceActor,
+    );
+    const tokens = await poll(started.auth_req_id);
+    const claims = decodeJwt(tokens.access_token);
+    assert.equal(claims.sub, alice.id);
+    assert.deepEqual(claims.act, { sub: cibaAgent.id });
+    assert.equal(claims.grant_id, grantId);
+    assert.equal(claims.scope, 'tickets.read');
+    assert.equal(claims.aud, GATEWAY);
+    assert.equal(decodeJwt(String(tokens.id_token)).sub, alice.id);
+    assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, true);
+    const grant = await server.warden.tokens.grants.find(String(grantId));
+    assert.equal(grant?.source, 'ciba');
+  });
+
+  it('answers authorization_pending before the decision and slow_down when polled too fast', async () => {
+    const started = await start();
+    assert.equal(await refusal(poll(started.auth_req_id)), 'authorization_pending');
+    assert.equal(await refusal(poll(started.auth_req_id)), 'slow_down');
+  });
+
+  it('answers access_denied when the person denies', async () => {
+    const started = await start();
+    await server.warden.tokens.decideBackchannel(started.auth_req_id, { approved: false }, aliceActor);
+    assert.equal(await refusal(poll(started.auth_req_id)), 'access_denied');
+  });
+
+  it('answers expired_token once the request has expired', async () => {
+    const started = await start(cibaClient, { requested_expiry: '1' });
+    await new Promise((r) => setTimeout(r, 2100));
+    assert.equal(await refusal(poll(started.auth_req_id)), 'expired_token');
+  });
+
+  it('refuses an unknown login_hint with unknown_user_id', async () => {
+    assert.equal(await refusal(start(cibaClient, { login_hint: 'nobody-here' })), 'unknown_user_id');
+  });
+
+  it('refuses a missing binding message', async () => {
+    assert.equal(await refusal(start(cibaClient, { binding_message: '' })), 'invalid_binding_message');
+  });
+
+  it('refuses an agent whose template does not allow CIBA with unauthorized_client', async () => {
+    assert.equal(await refusal(start(plainClient)), 'unauthorized_client');
+  });
+
+  it('makes the token inactive when the grant is revoked', async () => {
+    const started = await start();
+    const grantId = await server.warden.tokens.decideBackchannel(
+      started.auth_req_id,
+      { approved: true, expiresAt: Date.now() + 3_600_000, purpose: 'revoke test' },
+      aliceActor,
+    );
+    const tokens = await poll(started.auth_req_id);
+    await server.warden.tokens.revokeGrant(String(grantId), aliceActor);
+    assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, false);
+  });
+});
+
+describe('OpenID CIBA: ping mode', () => {
+  it('notifies the agent with its client_notification_token, then the token is fetched', async () => {
+    const received: { auth: string | undefined; body: string }[] = [];
+    const receiver = createServer((req: IncomingMessage, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        received.push({ auth: req.headers.authorization, body });
+        res.statusCode = 204;
+        res.end();
+      });
+    });
+    receiver.listen(0, '127.0.0.1');
+    await once(receiver, 'listening');
+    const port = (receiver.address() as { port: number }).port;
+    try {
+      const agent = await registerDelegatingAgent(server, {
+        allowed: false,
+        ciba: true,
+        notify: `http://127.0.0.1:${port}/ciba`,
+      });
+      const config = await agentConfig(server, agent);
+      const started = await start(config, { client_notification_token: 'ping-secret-0123456789' });
+      await server.warden.tokens.decideBackchannel(
+        started.auth_req_id,
+        { approved: true, expiresAt: Date.now() + 600_000, purpose: 'ping' },
+        aliceActor,
+      );
+      for (let i = 0; i < 50 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(received[0]?.auth, 'Bearer ping-secret-0123456789');
+      assert.deepEqual(JSON.parse(String(received[0]?.body)), { auth_req_id: started.auth_req_id });
+      const tokens = await poll(started.auth_req_id, config);
+      assert.equal(decodeJwt(tokens.access_token).sub, alice.id);
+    } finally {
+      receiver.close();
+    }
+  });
+});
