@@ -181,16 +181,12 @@ export const delegationSpecSchema = z
      */
     ciba: z.boolean().default(false),
     /**
-     * CIBA ping mode: where Warden notifies the agent that a decision is ready (https, or http on
-     * a loopback address). Absent: poll mode.
+     * CIBA ping mode: where Warden notifies the agent that a decision is ready (https only, as
+     * CIBA §4 and the library require). Absent: poll mode.
      */
     ciba_notification_endpoint: z
-      .url({ protocol: /^https?$/ })
+      .url({ protocol: /^https$/ })
       .max(500)
-      .refine(
-        (u) => u.startsWith('https:') || /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//.test(u),
-        'https, or http on a loopback address',
-      )
       .refine((u) => !u.includes('#'), 'no fragment')
       .optional(),
     /** Longest delegation a user may grant, in seconds: default 30 days, at most 90 days. */

@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { isUuid, NotFoundError } from '../core/index.ts';
 import type { AgentRegistry } from '../identity/index.ts';
+import { CIBA_RECORD_GRACE_SECONDS } from './backchannel.ts';
 import { clientAuthMethod } from './client-attestation.ts';
 import { PERSISTED_MODELS, type ProviderRecords } from './provider-records.ts';
 import { requestState } from './request-state.ts';
@@ -150,7 +151,8 @@ export function adapterFor(deps: AdapterDeps): new (name: string) => Adapter {
       if (!PERSISTED_MODELS.has(this.#name)) {
         throw new Error(`oidc-provider tried to persist a ${this.#name}, which Warden does not enable`);
       }
-      await records.upsert(this.#name, id, payload, expiresIn);
+      const grace = this.#name === 'BackchannelAuthenticationRequest' ? CIBA_RECORD_GRACE_SECONDS : 0;
+      await records.upsert(this.#name, id, payload, expiresIn + grace);
     }
     async consume(id: string): Promise<void> {
       if (this.#name !== 'AuthorizationCode' && this.#name !== 'BackchannelAuthenticationRequest') {

@@ -131,8 +131,25 @@ export class PollPacer {
   }
 }
 
-/** Adds `interval` to a successful /backchannel answer (the library leaves it out). */
-export function addInterval(ctx: KoaContextWithOIDC): void {
+/**
+ * Finishes a /backchannel answer: `interval` on success (the library leaves it out), and an agent
+ * whose template does not allow CIBA gets `unauthorized_client` (CIBA §13) where the library says
+ * `invalid_request`.
+ */
+export function finishBackchannelAnswer(ctx: KoaContextWithOIDC): void {
   const body = ctx.body as Record<string, unknown> | undefined;
-  if (ctx.status === 200 && body && typeof body.auth_req_id === 'string') body.interval = CIBA_POLL_INTERVAL;
+  if (!body) return;
+  if (ctx.status === 200 && typeof body.auth_req_id === 'string') body.interval = CIBA_POLL_INTERVAL;
+  if (body.error === 'invalid_request' && body.error_description === `${CIBA_GRANT} is not allowed for this client`) {
+    ctx.body = {
+      error: 'unauthorized_client',
+      error_description: "this agent's template does not allow it to ask people out of band (CIBA)",
+    };
+  }
 }
+
+/**
+ * How long a backchannel request's record outlives its expiry: long enough that a late poll is
+ * answered `expired_token` rather than `invalid_grant` (the records hide expired rows).
+ */
+export const CIBA_RECORD_GRACE_SECONDS = 600;

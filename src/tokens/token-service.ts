@@ -15,11 +15,11 @@ import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
 import {
-  addInterval,
   type BackchannelHook,
   CIBA_GRANT,
   CIBA_MAX_EXPIRY,
   cibaFeature,
+  finishBackchannelAnswer,
   PollPacer,
 } from './backchannel.ts';
 import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
@@ -654,7 +654,7 @@ export class TokenService {
       }
       if (ctx.path === '/auth' && (await this.#delegationRefused(ctx as KoaContextWithOIDC, started))) return;
       await withRequestState(state, next);
-      if (ctx.path === '/backchannel') addInterval(ctx as KoaContextWithOIDC);
+      if (ctx.path === '/backchannel') finishBackchannelAnswer(ctx as KoaContextWithOIDC);
       this.#paceCibaPoll(ctx as KoaContextWithOIDC);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
       if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {

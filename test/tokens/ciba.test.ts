@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage } from 'node:http';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { createServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import type { BackchannelRequest } from '../../src/tokens/backchannel.ts';
+import { makeTlsFiles } from '../export/support/rsyslog.ts';
 import { agentConfig, createPerson, registerDelegatingAgent } from './code-flow-support.ts';
 import { GATEWAY, startTokenServer } from './support.ts';
 
@@ -122,7 +128,11 @@ describe('OpenID CIBA: poll mode', () => {
 describe('OpenID CIBA: ping mode', () => {
   it('notifies the agent with its client_notification_token, then the token is fetched', async () => {
     const received: { auth: string | undefined; body: string }[] = [];
-    const receiver = createServer((req: IncomingMessage, res) => {
+    // CIBA requires an https notification endpoint: a throwaway CA this process trusts.
+    const tls = makeTlsFiles(mkdtempSync(join(tmpdir(), 'warden-ciba-')));
+    setDefaultCACertificates([...getCACertificates('default'), tls.ca]);
+    const tlsOptions = { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+    const receiver = createServer(tlsOptions, (req: IncomingMessage, res) => {
       let body = '';
       req.on('data', (c) => {
         body += c;
@@ -140,7 +150,7 @@ describe('OpenID CIBA: ping mode', () => {
       const agent = await registerDelegatingAgent(server, {
         allowed: false,
         ciba: true,
-        notify: `http://127.0.0.1:${port}/ciba`,
+        notify: `https://localhost:${port}/ciba`,
       });
       const config = await agentConfig(server, agent);
       const started = await start(config, { client_notification_token: 'ping-secret-0123456789' });
