@@ -140,7 +140,10 @@ export function finishBackchannelAnswer(ctx: KoaContextWithOIDC): void {
   const body = ctx.body as Record<string, unknown> | undefined;
   if (!body) return;
   if (ctx.status === 200 && typeof body.auth_req_id === 'string') body.interval = CIBA_POLL_INTERVAL;
-  if (body.error === 'invalid_request' && body.error_description === `${CIBA_GRANT} is not allowed for this client`) {
+  if (
+    body.error === 'invalid_request' &&
+    body.error_description === `${CIBA_GRANT} is not allowed for this client`
+  ) {
     ctx.body = {
       error: 'unauthorized_client',
       error_description: "this agent's template does not allow it to ask people out of band (CIBA)",

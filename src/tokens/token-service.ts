@@ -237,13 +237,23 @@ export class TokenService {
     request?: AuditRequestMeta,
   ): Promise<string | undefined> {
     const provider = this.#provider;
-    const pending = await provider.BackchannelAuthenticationRequest.find(authReqId, { ignoreExpiration: true });
+    const pending = await provider.BackchannelAuthenticationRequest.find(authReqId, {
+      ignoreExpiration: true,
+    });
     if (!pending) throw new NotFoundError('backchannel authentication request not found');
     if (!decision.approved) {
-      await provider.backchannelResult(pending, new this.#lib.errors.AccessDenied('the person denied the request'));
+      await provider.backchannelResult(
+        pending,
+        new this.#lib.errors.AccessDenied('the person denied the request'),
+      );
       return undefined;
     }
-    const p = pending as unknown as { accountId: string; clientId: string; scope?: string; resource?: string };
+    const p = pending as unknown as {
+      accountId: string;
+      clientId: string;
+      scope?: string;
+      resource?: string;
+    };
     const resource = p.resource ?? (this.resources[0] as string);
     const { template } = await this.#opts.agents.resolve(p.clientId);
     const scopes = String(p.scope ?? '')
@@ -602,6 +612,18 @@ export class TokenService {
       formats: {
         customizers: { jwt: async (_ctx, token, jwt) => this.#exchange.customize(token, jwt) },
       },
+      // The library's own fetch refuses special-use addresses (its SSRF-protected dispatcher);
+      // `cibaNotificationTargets: any` drops that dispatcher for ping notifications.
+      ...(config.cibaNotificationTargets === 'any'
+        ? {
+            fetch: (url: URL | string | Request, options?: RequestInit) => {
+              const { dispatcher: _ssrf, ...rest } = (options ?? {}) as RequestInit & {
+                dispatcher?: unknown;
+              };
+              return globalThis.fetch(url, rest);
+            },
+          }
+        : {}),
       renderError: async (ctx, out) => {
         ctx.type = 'application/json';
         ctx.body = out;

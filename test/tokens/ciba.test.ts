@@ -5,8 +5,8 @@ import type { IncomingMessage } from 'node:http';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { describe, it } from 'node:test';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import type { BackchannelRequest } from '../../src/tokens/backchannel.ts';
@@ -15,7 +15,8 @@ import { agentConfig, createPerson, registerDelegatingAgent } from './code-flow-
 import { GATEWAY, startTokenServer } from './support.ts';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
-const server = await startTokenServer('sqlite');
+// The ping receiver listens on loopback, which the default SSRF protection refuses.
+const server = await startTokenServer('sqlite', { WARDEN_TOKENS_CIBA_NOTIFICATION_TARGETS: 'any' });
 const alice = await createPerson(server, 'alice');
 const asked: BackchannelRequest[] = [];
 // The HTTP assembly wires the approvals part here; these tests decide as the approver would.

@@ -69,7 +69,9 @@ export async function registerDelegatingAgent(
             },
           }
         : spec.ciba
-          ? { delegation: { ciba: true, ...(spec.notify ? { ciba_notification_endpoint: spec.notify } : {}) } }
+          ? {
+              delegation: { ciba: true, ...(spec.notify ? { ciba_notification_endpoint: spec.notify } : {}) },
+            }
           : {}),
     },
   });
