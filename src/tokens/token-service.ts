@@ -232,7 +232,7 @@ export class TokenService {
    */
   async decideBackchannel(
     authReqId: string,
-    decision: { approved: true; expiresAt: number; purpose: string } | { approved: false },
+    decision: { approved: true; expiresAt?: number; purpose: string } | { approved: false },
     actor: AuditActor,
     request?: AuditRequestMeta,
   ): Promise<string | undefined> {
@@ -256,6 +256,9 @@ export class TokenService {
     };
     const resource = p.resource ?? (this.resources[0] as string);
     const { template } = await this.#opts.agents.resolve(p.clientId);
+    // Unless the approver chose otherwise: the grant lasts one token lifetime of the template, so
+    // one out-of-band approval yields one token's worth of access.
+    const expiresAt = decision.expiresAt ?? this.#opts.clock.now() + template.spec.token_lifetime * 1000;
     const scopes = String(p.scope ?? '')
       .split(' ')
       .filter((s) => template.spec.allowed_scopes.includes(s));
@@ -267,7 +270,7 @@ export class TokenService {
         resources: [resource],
         purpose: decision.purpose,
         source: 'ciba',
-        expiresAt: decision.expiresAt,
+        expiresAt,
       },
       actor,
       request,
@@ -276,7 +279,7 @@ export class TokenService {
       jti: grant.id,
       accountId: p.accountId,
       clientId: p.clientId,
-      expiresIn: Math.max(1, Math.ceil((decision.expiresAt - this.#opts.clock.now()) / 1000)),
+      expiresIn: Math.max(1, Math.ceil((expiresAt - this.#opts.clock.now()) / 1000)),
     } as never);
     if (scopes.length > 0) libraryGrant.addResourceScope(resource, scopes.join(' '));
     // CIBA is OpenID: the ID token names the person (sub only).
