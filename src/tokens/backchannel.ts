@@ -35,6 +35,7 @@ export interface BackchannelHook {
 interface Deps {
   users: UserDirectory;
   hook: () => BackchannelHook | undefined;
+  now: () => number;
   errors: typeof import('oidc-provider').errors;
 }
 
@@ -76,7 +77,7 @@ export function cibaFeature(deps: Deps): CibaFeature {
         jti: string;
         scope?: string;
         resource?: string | string[];
-        exp: number;
+        expiration: number;
         params?: Record<string, unknown>;
       };
       const extra = client as unknown as Record<string, unknown>;
@@ -90,7 +91,7 @@ export function cibaFeature(deps: Deps): CibaFeature {
           .split(' ')
           .filter(Boolean),
         resource: Array.isArray(r.resource) ? r.resource[0] : r.resource,
-        expiresAt: r.exp * 1000,
+        expiresAt: deps.now() + r.expiration * 1000,
       });
     },
   };

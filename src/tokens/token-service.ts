@@ -513,7 +513,12 @@ export class TokenService {
         introspection: { enabled: true },
         revocation: { enabled: true },
         attestClientAuth: this.attestation.feature(this.#challengeSecret, errors),
-        ciba: cibaFeature({ users: this.#opts.users, hook: () => this.#backchannel, errors }),
+        ciba: cibaFeature({
+          users: this.#opts.users,
+          hook: () => this.#backchannel,
+          now: () => this.#opts.clock.now(),
+          errors,
+        }),
         dPoP: {
           enabled: true,
           nonceSecret: this.#nonceSecret,

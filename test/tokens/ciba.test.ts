@@ -9,7 +9,6 @@ import { describe, it } from 'node:test';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
-import type { BackchannelRequest } from '../../src/tokens/backchannel.ts';
 import { makeTlsFiles } from '../export/support/rsyslog.ts';
 import { agentConfig, createPerson, registerDelegatingAgent } from './code-flow-support.ts';
 import { GATEWAY, startTokenServer } from './support.ts';
@@ -18,18 +17,36 @@ const CIBA = 'urn:openid:params:grant-type:ciba';
 // The ping receiver listens on loopback, which the default SSRF protection refuses.
 const server = await startTokenServer('sqlite', { WARDEN_TOKENS_CIBA_NOTIFICATION_TARGETS: 'any' });
 const alice = await createPerson(server, 'alice');
-const asked: BackchannelRequest[] = [];
-// The HTTP assembly wires the approvals part here; these tests decide as the approver would.
-server.warden.tokens.backchannel = {
-  request: async (r) => {
-    asked.push(r);
-  },
-};
 const cibaAgent = await registerDelegatingAgent(server, { allowed: false, ciba: true });
 const cibaClient = await agentConfig(server, cibaAgent);
 const plainAgent = await registerDelegatingAgent(server, { allowed: false });
 const plainClient = await agentConfig(server, plainAgent);
 const aliceActor = { type: 'user' as const, id: alice.id };
+
+/** The approval request the /backchannel request opened. */
+async function approvalOf(authReqId: string, agentId = cibaAgent.id) {
+  const all = await server.warden.approvals.list({ agent_id: agentId, limit: 100 });
+  const found = all.find((a) => a.arguments.auth_req_id === authReqId);
+  assert.ok(found, 'an approval request was opened');
+  return found;
+}
+
+/** Alice decides in the approvals part; resolves once the library request carries the outcome. */
+async function decide(authReqId: string, decision: 'approve' | 'deny', agentId = cibaAgent.id) {
+  const approval = await approvalOf(authReqId, agentId);
+  await server.warden.approvals.decide(approval.id, decision, {
+    type: 'user',
+    id: alice.id,
+    name: alice.username,
+    roles: [],
+  });
+  for (let i = 0; i < 100; i++) {
+    const r = await server.warden.tokens.records.find('BackchannelAuthenticationRequest', authReqId);
+    if (r?.grantId || r?.error) return r.grantId as string | undefined;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.fail('the decision did not reach the backchannel request');
+}
 
 function start(config = cibaClient, extra: Record<string, string> = {}) {
   return client.initiateBackchannelAuthentication(config, {
@@ -59,17 +76,13 @@ describe('OpenID CIBA: poll mode', () => {
     const started = await start();
     assert.ok(started.auth_req_id);
     assert.equal(started.interval, 5);
-    const ask = asked.find((a) => a.authReqId === started.auth_req_id);
-    assert.equal(ask?.userId, alice.id);
-    assert.equal(ask?.agentId, cibaAgent.id);
-    assert.equal(ask?.bindingMessage, 'Triage ticket #4711 for Alice (code 7Q2)');
-    assert.deepEqual(ask?.scopes, ['openid', 'tickets.read']);
-    assert.equal(ask?.resource, GATEWAY);
-    const grantId = await server.warden.tokens.decideBackchannel(
-      started.auth_req_id,
-      { approved: true, expiresAt: Date.now() + 3_600_000, purpose: ask?.bindingMessage ?? '' },
-      aliceActor,
-    );
+    const ask = await approvalOf(started.auth_req_id);
+    assert.equal(ask.user_id, alice.id);
+    assert.equal(ask.tool, 'oauth.backchannel');
+    assert.equal(ask.binding_message, 'Triage ticket #4711 for Alice (code 7Q2)');
+    assert.deepEqual(ask.arguments.scopes, ['openid', 'tickets.read']);
+    assert.equal(ask.resource, GATEWAY);
+    const grantId = await decide(started.auth_req_id, 'approve');
     const tokens = await poll(started.auth_req_id);
     const claims = decodeJwt(tokens.access_token);
     assert.equal(claims.sub, alice.id);
@@ -91,7 +104,7 @@ describe('OpenID CIBA: poll mode', () => {
 
   it('answers access_denied when the person denies', async () => {
     const started = await start();
-    await server.warden.tokens.decideBackchannel(started.auth_req_id, { approved: false }, aliceActor);
+    await decide(started.auth_req_id, 'deny');
     assert.equal(await refusal(poll(started.auth_req_id)), 'access_denied');
   });
 
@@ -115,11 +128,7 @@ describe('OpenID CIBA: poll mode', () => {
 
   it('makes the token inactive when the grant is revoked', async () => {
     const started = await start();
-    const grantId = await server.warden.tokens.decideBackchannel(
-      started.auth_req_id,
-      { approved: true, expiresAt: Date.now() + 3_600_000, purpose: 'revoke test' },
-      aliceActor,
-    );
+    const grantId = await decide(started.auth_req_id, 'approve');
     const tokens = await poll(started.auth_req_id);
     await server.warden.tokens.revokeGrant(String(grantId), aliceActor);
     assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, false);
@@ -155,11 +164,7 @@ describe('OpenID CIBA: ping mode', () => {
       });
       const config = await agentConfig(server, agent);
       const started = await start(config, { client_notification_token: 'ping-secret-0123456789' });
-      await server.warden.tokens.decideBackchannel(
-        started.auth_req_id,
-        { approved: true, expiresAt: Date.now() + 600_000, purpose: 'ping' },
-        aliceActor,
-      );
+      await decide(started.auth_req_id, 'approve', agent.id);
       for (let i = 0; i < 50 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(received[0]?.auth, 'Bearer ping-secret-0123456789');
       assert.deepEqual(JSON.parse(String(received[0]?.body)), { auth_req_id: started.auth_req_id });
