@@ -684,7 +684,10 @@ export class TokenService {
       }
       if (ctx.path === '/auth' && (await this.#delegationRefused(ctx as KoaContextWithOIDC, started))) return;
       await withRequestState(state, next);
-      if (ctx.path === '/backchannel') finishBackchannelAnswer(ctx as KoaContextWithOIDC);
+      if (ctx.path === '/backchannel') {
+        finishBackchannelAnswer(ctx as KoaContextWithOIDC);
+        await this.#auditBackchannel(ctx as KoaContextWithOIDC, state, started);
+      }
       this.#paceCibaPoll(ctx as KoaContextWithOIDC);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
       if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {
@@ -695,6 +698,63 @@ export class TokenService {
       await this.#settleClaims(ctx as KoaContextWithOIDC, state);
     });
     return provider;
+  }
+
+  /**
+   * Audits /backchannel: `authorization.backchannel_requested` (actor the agent, on behalf of the
+   * person asked), or `token.refused` (`oauth.backchannel`) with the OAuth error as its code.
+   */
+  async #auditBackchannel(ctx: KoaContextWithOIDC, state: RequestState, started: number): Promise<void> {
+    const body = (ctx.body ?? {}) as Record<string, unknown>;
+    const pending = ctx.oidc?.entities?.BackchannelAuthenticationRequest as
+      | { jti?: string; accountId?: string; clientId?: string; scope?: string; resource?: unknown }
+      | undefined;
+    const clientId = clientIdOf(ctx) ?? 'unknown';
+    const event: AuditEventInput =
+      typeof body.auth_req_id === 'string' && pending
+        ? {
+            type: 'authorization.backchannel_requested',
+            actor: {
+              type: 'agent',
+              id: clientId,
+              name: state.agentName,
+              on_behalf_of: { type: 'user', id: String(pending.accountId) },
+            },
+            action: 'oauth.backchannel',
+            resource: { type: 'user', id: String(pending.accountId) },
+            outcome: 'success',
+            request: requestMeta(ctx),
+            latency_ms: Math.round(performance.now() - started),
+            details: {
+              scope: pending.scope,
+              resource: pending.resource,
+              delivery_mode: (ctx.oidc.client as { backchannelTokenDeliveryMode?: string } | undefined)
+                ?.backchannelTokenDeliveryMode,
+              expires_in: body.expires_in,
+            },
+          }
+        : {
+            type: 'token.refused',
+            actor: { type: ctx.oidc?.client ? 'agent' : 'anonymous', id: clientId },
+            action: 'oauth.backchannel',
+            outcome: 'denied',
+            error_code: String(body.error ?? 'server_error'),
+            request: requestMeta(ctx),
+            latency_ms: Math.round(performance.now() - started),
+            details: {
+              reason:
+                state.refusal ??
+                (typeof body.error_description === 'string' ? body.error_description : undefined),
+            },
+          };
+    await this.#opts.auditor
+      .record(event)
+      .catch((e: unknown) =>
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'backchannel request could not be audited',
+        ),
+      );
   }
 
   /** A pending CIBA poll that came sooner than the interval is answered `slow_down` (CIBA §11). */

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
+import { readEvents } from '../../src/audit/index.ts';
 import { makeTlsFiles } from '../export/support/rsyslog.ts';
 import { agentConfig, createPerson, registerDelegatingAgent } from './code-flow-support.ts';
 import { GATEWAY, startTokenServer } from './support.ts';
@@ -22,6 +23,11 @@ const cibaClient = await agentConfig(server, cibaAgent);
 const plainAgent = await registerDelegatingAgent(server, { allowed: false });
 const plainClient = await agentConfig(server, plainAgent);
 const aliceActor = { type: 'user' as const, id: alice.id };
+
+async function events(type: string) {
+  const all = await readEvents(server.warden.store.db, server.warden.nodeId, 0, 100_000);
+  return all.filter((e) => e.type === type);
+}
 
 /** The approval request the /backchannel request opened. */
 async function approvalOf(authReqId: string, agentId = cibaAgent.id) {
@@ -94,6 +100,13 @@ describe('OpenID CIBA: poll mode', () => {
     assert.equal((await server.warden.tokens.introspect(tokens.access_token)).active, true);
     const grant = await server.warden.tokens.grants.find(String(grantId));
     assert.equal(grant?.source, 'ciba');
+    const asked = (await events('authorization.backchannel_requested')).at(-1);
+    assert.equal(asked?.actor.id, cibaAgent.id);
+    assert.equal(asked?.actor.on_behalf_of?.id, alice.id);
+    assert.ok((await events('approval.decided')).some((e) => e.resource?.id === ask.id));
+    const issued = (await events('token.issued')).at(-1);
+    assert.equal(issued?.details?.grant_type, CIBA);
+    assert.equal(issued?.actor.on_behalf_of?.id, alice.id);
   });
 
   it('answers authorization_pending before the decision and slow_down when polled too fast', async () => {
@@ -116,6 +129,9 @@ describe('OpenID CIBA: poll mode', () => {
 
   it('refuses an unknown login_hint with unknown_user_id', async () => {
     assert.equal(await refusal(start(cibaClient, { login_hint: 'nobody-here' })), 'unknown_user_id');
+    const refused = (await events('token.refused')).at(-1);
+    assert.equal(refused?.action, 'oauth.backchannel');
+    assert.equal(refused?.error_code, 'unknown_user_id');
   });
 
   it('refuses a missing binding message', async () => {
