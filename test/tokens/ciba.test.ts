@@ -11,8 +11,9 @@ import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { readEvents } from '../../src/audit/index.ts';
 import { makeTlsFiles } from '../export/support/rsyslog.ts';
+import { startTestServer } from '../support/server.ts';
 import { agentConfig, createPerson, registerDelegatingAgent } from './code-flow-support.ts';
-import { GATEWAY, startTokenServer } from './support.ts';
+import { freePort, GATEWAY, startTokenServer } from './support.ts';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
 // The ping receiver listens on loopback, which the default SSRF protection refuses.
@@ -189,5 +190,55 @@ describe('OpenID CIBA: ping mode', () => {
     } finally {
       receiver.close();
     }
+  });
+});
+
+describe('OpenID CIBA: two nodes on PostgreSQL', () => {
+  it('completes on the first node a request decided on the second', async () => {
+    const nodeA = await startTokenServer('postgres');
+    const bob = await createPerson(nodeA, 'bob');
+    const agent = await registerDelegatingAgent(nodeA, { allowed: false, ciba: true });
+    const config = await agentConfig(nodeA, agent);
+    // A second node on the same database and issuer (as behind a load balancer).
+    const nodeB = await startTestServer('postgres', {
+      databaseUrl: String(nodeA.warden.config.databaseUrl),
+      dataDir: nodeA.dataDir,
+      env: {
+        WARDEN_NODE_ID: 'node-b',
+        WARDEN_PORT: String(await freePort()),
+        WARDEN_PUBLIC_URL: nodeA.url,
+        WARDEN_TOKENS_RESOURCES: GATEWAY,
+      },
+    });
+    const started = await client.initiateBackchannelAuthentication(config, {
+      scope: 'openid tickets.read',
+      login_hint: 'bob@example.test',
+      binding_message: 'Close stale tickets for Bob',
+      resource: GATEWAY,
+    });
+    const approval = (await nodeB.warden.approvals.list({ agent_id: agent.id, limit: 10 })).find(
+      (a) => a.arguments.auth_req_id === started.auth_req_id,
+    );
+    assert.ok(approval);
+    await nodeB.warden.approvals.decide(approval.id, 'approve', {
+      type: 'user',
+      id: bob.id,
+      name: bob.username,
+      roles: [],
+    });
+    let grantId: unknown;
+    for (let i = 0; i < 100 && !grantId; i++) {
+      grantId = (
+        await nodeA.warden.tokens.records.find('BackchannelAuthenticationRequest', started.auth_req_id)
+      )?.grantId;
+      if (!grantId) await new Promise((r) => setTimeout(r, 50));
+    }
+    const tokens = await client.genericGrantRequest(config, CIBA, { auth_req_id: started.auth_req_id });
+    const claims = decodeJwt(tokens.access_token);
+    assert.equal(claims.sub, bob.id);
+    assert.equal(claims.grant_id, grantId);
+    // Both nodes saw the decision; the one-time consumption let exactly one of them grant.
+    const grants = await nodeA.warden.tokens.grants.list({ userId: bob.id, limit: 10 });
+    assert.equal(grants.items.length, 1);
   });
 });
