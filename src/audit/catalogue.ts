@@ -28,6 +28,8 @@ export const AUDIT_EVENT_TYPES = {
   'token.issued': 'An access token was issued.',
   'authorization.code_issued':
     'An authorization code was issued to a client after a person signed in (and consented, for an agent).',
+  'authorization.backchannel_requested':
+    'An agent asked a person out of band for delegated access (OpenID CIBA); the person decides on an approval request.',
   'authorization.consent_denied': 'A person denied (or could not complete) a delegation consent.',
   'token.refused': 'A token request was refused.',
   'token.revoked': 'A token or grant was revoked.',

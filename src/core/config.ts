@@ -178,6 +178,12 @@ export const configSchema = z
         dpopNonce: z.enum(['required', 'optional']).default('required'),
         /** Longest chain of actors in a delegated token (`act` nesting) token exchange may build. */
         maxDelegationDepth: z.coerce.number().int().min(1).max(10).default(3),
+        /**
+         * Where CIBA ping notifications may go: `public` (default) refuses endpoints resolving to
+         * loopback, private or other special-use addresses (SSRF protection); `any` allows them
+         * (agents on the same private network; tests).
+         */
+        cibaNotificationTargets: z.enum(['public', 'any']).default('public'),
         /** External IdPs whose user tokens may be exchanged (JSON array in the environment). */
         trustedIssuers: z.preprocess(jsonArray, z.array(trustedIssuerSchema).max(20)).default([]),
       })
@@ -190,6 +196,7 @@ export const configSchema = z
         rateLimitBurst: 40,
         dpopNonce: 'required',
         maxDelegationDepth: 3,
+        cibaNotificationTargets: 'public',
         trustedIssuers: [],
       }),
   })
@@ -226,6 +233,7 @@ export const ENV_KEYS: Record<string, string> = {
   WARDEN_TOKENS_RATE_LIMIT_PER_SECOND: 'tokens.rateLimitPerSecond',
   WARDEN_TOKENS_RATE_LIMIT_BURST: 'tokens.rateLimitBurst',
   WARDEN_TOKENS_DPOP_NONCE: 'tokens.dpopNonce',
+  WARDEN_TOKENS_CIBA_NOTIFICATION_TARGETS: 'tokens.cibaNotificationTargets',
   WARDEN_TOKENS_MAX_DELEGATION_DEPTH: 'tokens.maxDelegationDepth',
   WARDEN_TOKENS_TRUSTED_ISSUERS: 'tokens.trustedIssuers',
 };

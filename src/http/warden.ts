@@ -33,6 +33,7 @@ import { PolicyAdmin, PolicyEngine } from '../policy/index.ts';
 import { getMeta, Store, setMeta } from '../store/index.ts';
 import { TokenService } from '../tokens/index.ts';
 import { Vault } from '../vault/index.ts';
+import { connectBackchannelApprovals } from './backchannel-approvals.ts';
 import { allMigrations } from './migrations.ts';
 import { vaultExchangeHook } from './vault-exchange.ts';
 
@@ -234,6 +235,8 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
       publicUrl,
     });
     approvals.start();
+    // OpenID CIBA: the token service asks people through approvals (tokens must not import it).
+    const disconnectBackchannel = connectBackchannelApprovals({ tokens, approvals, store, clock, logger });
     const gateway = new Gateway({
       metrics,
       store,
@@ -276,6 +279,7 @@ export async function createWarden(config: WardenConfig, options: CreateWardenOp
         revocations?.close();
         await sinks.stop();
         vault.close();
+        disconnectBackchannel();
         await approvals.close();
         await tokens.close();
         await policy.engine.close();

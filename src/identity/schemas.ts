@@ -175,6 +175,20 @@ export const delegationSpecSchema = z
       )
       .max(10)
       .default([]),
+    /**
+     * Whether the agent may ask a person out of band (OpenID CIBA, `/backchannel`): the person
+     * decides on the approval page. Independent of `allowed` (no redirect URIs needed).
+     */
+    ciba: z.boolean().default(false),
+    /**
+     * CIBA ping mode: where Warden notifies the agent that a decision is ready (https only, as
+     * CIBA §4 and the library require). Absent: poll mode.
+     */
+    ciba_notification_endpoint: z
+      .url({ protocol: /^https$/ })
+      .max(500)
+      .refine((u) => !u.includes('#'), 'no fragment')
+      .optional(),
     /** Longest delegation a user may grant, in seconds: default 30 days, at most 90 days. */
     max_duration_seconds: z
       .number()

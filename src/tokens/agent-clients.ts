@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { isUuid, NotFoundError } from '../core/index.ts';
 import type { AgentRegistry } from '../identity/index.ts';
+import { CIBA_RECORD_GRACE_SECONDS } from './backchannel.ts';
 import { clientAuthMethod } from './client-attestation.ts';
 import { PERSISTED_MODELS, type ProviderRecords } from './provider-records.ts';
 import { requestState } from './request-state.ts';
@@ -63,6 +64,8 @@ export async function agentClientMetadata(
   // Only templates that allow delegation make an agent an authorization_code client; for the others
   // the library answers a /auth request with unauthorized_client.
   const delegation = template.spec.delegation?.allowed ? template.spec.delegation : undefined;
+  // CIBA: the person is asked out of band; ping when the template names a notification endpoint.
+  const ciba = template.spec.delegation?.ciba ? template.spec.delegation : undefined;
   return {
     client_id: agent.id,
     client_name: agent.name,
@@ -72,7 +75,16 @@ export async function agentClientMetadata(
       'client_credentials',
       'urn:ietf:params:oauth:grant-type:token-exchange',
       ...(delegation ? ['authorization_code'] : []),
+      ...(ciba ? ['urn:openid:params:grant-type:ciba'] : []),
     ],
+    ...(ciba
+      ? ciba.ciba_notification_endpoint
+        ? {
+            backchannel_token_delivery_mode: 'ping',
+            backchannel_client_notification_endpoint: ciba.ciba_notification_endpoint,
+          }
+        : { backchannel_token_delivery_mode: 'poll' }
+      : {}),
     response_types: delegation ? ['code'] : [],
     redirect_uris: delegation ? delegation.redirect_uris : [],
     warden_delegation_max_seconds: delegation ? delegation.max_duration_seconds : 0,
@@ -139,13 +151,15 @@ export function adapterFor(deps: AdapterDeps): new (name: string) => Adapter {
       if (!PERSISTED_MODELS.has(this.#name)) {
         throw new Error(`oidc-provider tried to persist a ${this.#name}, which Warden does not enable`);
       }
-      await records.upsert(this.#name, id, payload, expiresIn);
+      const grace = this.#name === 'BackchannelAuthenticationRequest' ? CIBA_RECORD_GRACE_SECONDS : 0;
+      await records.upsert(this.#name, id, payload, expiresIn + grace);
     }
     async consume(id: string): Promise<void> {
-      if (this.#name !== 'AuthorizationCode') {
+      if (this.#name !== 'AuthorizationCode' && this.#name !== 'BackchannelAuthenticationRequest') {
         throw new Error(`oidc-provider tried to consume a ${this.#name}, which Warden does not enable`);
       }
       if (!(await records.consume(this.#name, id))) {
+        if (this.#name !== 'AuthorizationCode') throw await deps.codeReplayed(undefined);
         const code = await records.find(this.#name, id);
         throw await deps.codeReplayed(typeof code?.grantId === 'string' ? code.grantId : undefined);
       }

@@ -3,7 +3,7 @@ import { type Clock, uuidv7 } from '../core/index.ts';
 import { decodeCursor, type Page, pageOf, type Store } from '../store/index.ts';
 
 /** Where a grant came from: a user's consent screen, or the admin/user API. */
-export type DelegationGrantSource = 'consent' | 'api';
+export type DelegationGrantSource = 'consent' | 'api' | 'ciba';
 
 /**
  * What a user delegated to one agent: the ceiling of every token exchanged on the user's behalf

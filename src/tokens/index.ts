@@ -1,3 +1,4 @@
+export { type BackchannelHook, type BackchannelRequest, CIBA_GRANT } from './backchannel.ts';
 export { CONSOLE_CLIENT_ID } from './console-client.ts';
 export {
   type DelegationGrant,

@@ -5,7 +5,13 @@ import { type Clock, type Keyring, SealError } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
 
 /** The library models Warden persists for the interactive (authorization_code) flow. */
-export const PERSISTED_MODELS = new Set(['Session', 'Interaction', 'AuthorizationCode', 'Grant']);
+export const PERSISTED_MODELS = new Set([
+  'Session',
+  'Interaction',
+  'AuthorizationCode',
+  'Grant',
+  'BackchannelAuthenticationRequest',
+]);
 /** Warden's own record kind beside the library's: an access token issued under a library grant. */
 const TOKEN_REF = 'TokenRef';
 

@@ -14,6 +14,14 @@ import { type Clock, isUuid, type Logger, NotFoundError, type WardenConfig } fro
 import type { AgentRegistry, TemplateRegistry, UserDirectory } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { adapterFor, CLIENT_EXTRA_PROPERTIES } from './agent-clients.ts';
+import {
+  type BackchannelHook,
+  CIBA_GRANT,
+  CIBA_MAX_EXPIRY,
+  cibaFeature,
+  finishBackchannelAnswer,
+  PollPacer,
+} from './backchannel.ts';
 import { ClientAttestation, presentedAttestation } from './client-attestation.ts';
 import { CONSOLE_CLIENT_ID, consoleClientMetadata, defaultConsoleRedirectUris } from './console-client.ts';
 import { type DelegationGrant, DelegationGrants, isGrantActive } from './delegation-grants.ts';
@@ -89,6 +97,8 @@ export interface TokenServiceOptions {
    * token exchange whose `resource` names a vault connection. Absent, such requests are refused.
    */
   upstreamExchange?: UpstreamExchange | undefined;
+  /** Who asks a person for a CIBA request (the approvals part, wired by the HTTP assembly). */
+  backchannel?: BackchannelHook;
 }
 
 /** The RFC 7662 response: `{active:false}` alone, or the token's claims. */
@@ -128,9 +138,12 @@ export class TokenService {
   #timers: NodeJS.Timeout[] = [];
   #unsubscribe: (() => void) | undefined;
   #reloading: Promise<void> | undefined;
+  #backchannel: BackchannelHook | undefined;
+  readonly #pacer = new PollPacer();
 
   private constructor(opts: TokenServiceOptions) {
     this.#opts = opts;
+    this.#backchannel = opts.backchannel;
     this.issuer = opts.issuer;
     this.resources = opts.config.resources.length > 0 ? opts.config.resources : [opts.issuer];
     this.issued = new IssuedTokens(opts.store, opts.clock);
@@ -210,6 +223,77 @@ export class TokenService {
       ]),
     );
     return service;
+  }
+
+  /** Sets who asks people for CIBA requests (the approvals part is built after this service). */
+  set backchannel(hook: BackchannelHook) {
+    this.#backchannel = hook;
+  }
+
+  /**
+   * Completes a CIBA request with the person's decision (on whichever node holds it: the library's
+   * request lives in the shared provider records). Approve creates a Warden delegation grant
+   * (`source: 'ciba'`, scopes = requested within the template, until `expiresAt`) and the
+   * library's Grant under the same id; deny ends the request with `access_denied`.
+   * @returns the delegation grant id when approved.
+   */
+  async decideBackchannel(
+    authReqId: string,
+    decision: { approved: true; expiresAt?: number; purpose: string } | { approved: false },
+    actor: AuditActor,
+    request?: AuditRequestMeta,
+  ): Promise<string | undefined> {
+    const provider = this.#provider;
+    const pending = await provider.BackchannelAuthenticationRequest.find(authReqId, {
+      ignoreExpiration: true,
+    });
+    if (!pending) throw new NotFoundError('backchannel authentication request not found');
+    if (!decision.approved) {
+      await provider.backchannelResult(
+        pending,
+        new this.#lib.errors.AccessDenied('the person denied the request'),
+      );
+      return undefined;
+    }
+    const p = pending as unknown as {
+      accountId: string;
+      clientId: string;
+      scope?: string;
+      resource?: string;
+    };
+    const resource = p.resource ?? (this.resources[0] as string);
+    const { template } = await this.#opts.agents.resolve(p.clientId);
+    // Unless the approver chose otherwise: the grant lasts one token lifetime of the template, so
+    // one out-of-band approval yields one token's worth of access.
+    const expiresAt = decision.expiresAt ?? this.#opts.clock.now() + template.spec.token_lifetime * 1000;
+    const scopes = String(p.scope ?? '')
+      .split(' ')
+      .filter((s) => template.spec.allowed_scopes.includes(s));
+    const grant = await this.createGrant(
+      {
+        userId: p.accountId,
+        agentId: p.clientId,
+        scopes,
+        resources: [resource],
+        purpose: decision.purpose,
+        source: 'ciba',
+        expiresAt,
+      },
+      actor,
+      request,
+    );
+    const libraryGrant = new provider.Grant({
+      jti: grant.id,
+      accountId: p.accountId,
+      clientId: p.clientId,
+      expiresIn: Math.max(1, Math.ceil((expiresAt - this.#opts.clock.now()) / 1000)),
+    } as never);
+    if (scopes.length > 0) libraryGrant.addResourceScope(resource, scopes.join(' '));
+    // CIBA is OpenID: the ID token names the person (sub only).
+    libraryGrant.addOIDCScope('openid');
+    await libraryGrant.save();
+    await provider.backchannelResult(pending, libraryGrant);
+    return grant.id;
   }
 
   /** The key ids currently published, the signing one first. */
@@ -436,6 +520,12 @@ export class TokenService {
         introspection: { enabled: true },
         revocation: { enabled: true },
         attestClientAuth: this.attestation.feature(this.#challengeSecret, errors),
+        ciba: cibaFeature({
+          users: this.#opts.users,
+          hook: () => this.#backchannel,
+          now: () => this.#opts.clock.now(),
+          errors,
+        }),
         dPoP: {
           enabled: true,
           nonceSecret: this.#nonceSecret,
@@ -504,7 +594,7 @@ export class TokenService {
           ...this.attestation.tokenClaims(),
         };
         // Delegated (authorization_code): sub is the person, the agent acts for them (RFC 8693 act).
-        if (gty === 'authorization_code' && accountId) {
+        if ((gty === 'authorization_code' || gty === 'ciba') && accountId) {
           claims.act = { sub: client.clientId };
           if (grantId) claims.grant_id = grantId;
         }
@@ -524,6 +614,8 @@ export class TokenService {
           (token as unknown as { resourceServer?: { accessTokenTTL?: number } }).resourceServer
             ?.accessTokenTTL ?? 300,
         IdToken: 300,
+        BackchannelAuthenticationRequest: (ctx) =>
+          Math.min(CIBA_MAX_EXPIRY, Number(ctx?.oidc?.params?.requested_expiry ?? 300) || 300),
         Interaction: 600,
         Session: 8 * 3600,
         // The console's grant lives as long as a session; an agent's is set from the duration the
@@ -535,6 +627,18 @@ export class TokenService {
       formats: {
         customizers: { jwt: async (_ctx, token, jwt) => this.#exchange.customize(token, jwt) },
       },
+      // The library's own fetch refuses special-use addresses (its SSRF-protected dispatcher);
+      // `cibaNotificationTargets: any` drops that dispatcher for ping notifications.
+      ...(config.cibaNotificationTargets === 'any'
+        ? {
+            fetch: (url: URL | string | Request, options?: RequestInit) => {
+              const { dispatcher: _ssrf, ...rest } = (options ?? {}) as RequestInit & {
+                dispatcher?: unknown;
+              };
+              return globalThis.fetch(url, rest);
+            },
+          }
+        : {}),
       renderError: async (ctx, out) => {
         ctx.type = 'application/json';
         ctx.body = out;
@@ -587,6 +691,11 @@ export class TokenService {
       }
       if (ctx.path === '/auth' && (await this.#delegationRefused(ctx as KoaContextWithOIDC, started))) return;
       await withRequestState(state, next);
+      if (ctx.path === '/backchannel') {
+        finishBackchannelAnswer(ctx as KoaContextWithOIDC);
+        await this.#auditBackchannel(ctx as KoaContextWithOIDC, state, started);
+      }
+      this.#paceCibaPoll(ctx as KoaContextWithOIDC);
       const oidc = (ctx as KoaContextWithOIDC).oidc;
       if (oidc && AUTHORIZATION_ROUTES.has(oidc.route)) {
         await this.#afterAuthorization(ctx as KoaContextWithOIDC, started);
@@ -596,6 +705,76 @@ export class TokenService {
       await this.#settleClaims(ctx as KoaContextWithOIDC, state);
     });
     return provider;
+  }
+
+  /**
+   * Audits /backchannel: `authorization.backchannel_requested` (actor the agent, on behalf of the
+   * person asked), or `token.refused` (`oauth.backchannel`) with the OAuth error as its code.
+   */
+  async #auditBackchannel(ctx: KoaContextWithOIDC, state: RequestState, started: number): Promise<void> {
+    const body = (ctx.body ?? {}) as Record<string, unknown>;
+    const pending = ctx.oidc?.entities?.BackchannelAuthenticationRequest as
+      | { jti?: string; accountId?: string; clientId?: string; scope?: string; resource?: unknown }
+      | undefined;
+    const clientId = clientIdOf(ctx) ?? 'unknown';
+    const event: AuditEventInput =
+      typeof body.auth_req_id === 'string' && pending
+        ? {
+            type: 'authorization.backchannel_requested',
+            actor: {
+              type: 'agent',
+              id: clientId,
+              name: state.agentName,
+              on_behalf_of: { type: 'user', id: String(pending.accountId) },
+            },
+            action: 'oauth.backchannel',
+            resource: { type: 'user', id: String(pending.accountId) },
+            outcome: 'success',
+            request: requestMeta(ctx),
+            latency_ms: Math.round(performance.now() - started),
+            details: {
+              scope: pending.scope,
+              resource: pending.resource,
+              delivery_mode: (ctx.oidc.client as { backchannelTokenDeliveryMode?: string } | undefined)
+                ?.backchannelTokenDeliveryMode,
+              expires_in: body.expires_in,
+            },
+          }
+        : {
+            type: 'token.refused',
+            actor: { type: ctx.oidc?.client ? 'agent' : 'anonymous', id: clientId },
+            action: 'oauth.backchannel',
+            outcome: 'denied',
+            error_code: String(body.error ?? 'server_error'),
+            request: requestMeta(ctx),
+            latency_ms: Math.round(performance.now() - started),
+            details: {
+              reason:
+                state.refusal ??
+                (typeof body.error_description === 'string' ? body.error_description : undefined),
+            },
+          };
+    await this.#opts.auditor
+      .record(event)
+      .catch((e: unknown) =>
+        this.#opts.logger.error(
+          { err: { message: (e as Error).message } },
+          'backchannel request could not be audited',
+        ),
+      );
+  }
+
+  /** A pending CIBA poll that came sooner than the interval is answered `slow_down` (CIBA §11). */
+  #paceCibaPoll(ctx: KoaContextWithOIDC): void {
+    const params = ctx.oidc?.params;
+    if (ctx.oidc?.route !== 'token' || params?.grant_type !== CIBA_GRANT) return;
+    const id = params.auth_req_id;
+    if (typeof id !== 'string') return;
+    const tooSoon = this.#pacer.tooSoon(id, this.#opts.clock.now());
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (tooSoon && body?.error === 'authorization_pending') {
+      ctx.body = { error: 'slow_down', error_description: 'poll no more often than the interval' };
+    }
   }
 
   /**

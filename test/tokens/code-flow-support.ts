@@ -32,7 +32,15 @@ export async function createPerson(
 /** An agent whose template may (or may not) ask people for delegated access. */
 export async function registerDelegatingAgent(
   server: TestServer,
-  spec: { allowed: boolean; scopes?: string[]; requireDpop?: boolean; redirectUri?: string },
+  spec: {
+    allowed: boolean;
+    scopes?: string[];
+    requireDpop?: boolean;
+    redirectUri?: string;
+    /** CIBA: allowed, and the ping endpoint (absent: poll). */
+    ciba?: boolean;
+    notify?: string;
+  },
 ): Promise<TestAgent> {
   counter += 1;
   const providerName = `deleg-prov-${counter}`;
@@ -60,7 +68,11 @@ export async function registerDelegatingAgent(
               max_duration_seconds: 7 * 86_400,
             },
           }
-        : {}),
+        : spec.ciba
+          ? {
+              delegation: { ciba: true, ...(spec.notify ? { ciba_notification_endpoint: spec.notify } : {}) },
+            }
+          : {}),
     },
   });
   if (tpl.status !== 201) throw new Error(`template: ${tpl.status} ${JSON.stringify(tpl.body)}`);

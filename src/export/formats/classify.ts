@@ -121,6 +121,7 @@ export const CLASSIFICATION: Record<AuditEventType, Classification> = {
   'agent.retired': { class: 'account_change', activity: 6 },
   'token.issued': { class: 'authentication', activity: 1 },
   'authorization.code_issued': { class: 'authentication', activity: 3 },
+  'authorization.backchannel_requested': { class: 'user_access', activity: 99, otherName: 'Request' },
   'authorization.consent_denied': { class: 'user_access', activity: 99, otherName: 'Deny' },
   'token.refused': { class: 'authentication', activity: 1 },
   'token.revoked': { class: 'authentication', activity: 2 },

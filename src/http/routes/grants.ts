@@ -19,7 +19,7 @@ const grantSchema = z.object({
   resources: z.array(z.string()).describe('resource indicators; empty = any configured resource'),
   purpose: z.string(),
   authorization_details: z.array(z.unknown()).nullable(),
-  source: z.enum(['consent', 'api']),
+  source: z.enum(['consent', 'api', 'ciba']),
   created_by: z.string(),
   created_at: z.string(),
   expires_at: z.string(),

@@ -23,6 +23,8 @@ const ENDPOINTS: { method: 'GET' | 'POST'; url: string; target?: string }[] = [
   { method: 'GET', url: '/auth' },
   { method: 'POST', url: '/auth' },
   { method: 'GET', url: '/auth/:uid' },
+  // OpenID CIBA: an agent asks a person out of band (the approvals part asks them).
+  { method: 'POST', url: '/backchannel' },
   // Attestation-based client authentication: a fresh PoP challenge (and DPoP nonce).
   { method: 'POST', url: '/challenge' },
 ];
