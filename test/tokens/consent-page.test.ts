@@ -146,6 +146,9 @@ describe('sign-in and consent pages in a real headless Chromium', () => {
       const before = Date.now();
       await page.click('#approve');
       const landed = await callback;
+      // The browser lands on the callback before the test navigates again (else that navigation
+      // interrupts this one).
+      await page.waitForURL(`${AGENT_CALLBACK}**`);
 
       const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
       const tokens = await client.authorizationCodeGrant(
