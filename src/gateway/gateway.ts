@@ -22,6 +22,7 @@ import { type Clock, InvalidRequestError, type Logger, NotFoundError, WardenErro
 import type { Caller, Identity } from '../identity/index.ts';
 import type { Store } from '../store/index.ts';
 import { TokenRefusal, type TokenVerifier } from './access-token.ts';
+import { agentPrincipalEntity } from './agent-entity.ts';
 import { AgentGate, type CallPrincipal } from './agent-gate.ts';
 import { attestationContext } from './attestation-context.ts';
 import { type ChallengeContext, insufficientScope, refused } from './auth-errors.ts';
@@ -427,28 +428,10 @@ export class Gateway {
 
   // ---------------------------------------------------------------- 3. decide
 
-  #principalEntity(p: CallPrincipal): DecisionEntity {
-    const { agent } = p.resolved;
-    return {
-      type: 'Agent',
-      id: agent.id,
-      parents: [
-        { type: 'Template', id: agent.template_id },
-        { type: 'Provider', id: agent.provider_id },
-      ],
-      attrs: {
-        status: agent.status,
-        risk_level: agent.risk_tier,
-        owner: agent.owner_id,
-        purpose: agent.purpose.slice(0, 2000),
-      },
-    };
-  }
-
   async #decide(spec: Omit<CallSpec, 'kind' | 'operation' | 'limitKey'>): Promise<GatewayDecision> {
     const p = spec.auth.principal;
     const request: GatewayDecisionRequest = {
-      principal: this.#principalEntity(p),
+      principal: agentPrincipalEntity(p.resolved.agent),
       action: spec.action,
       resource: spec.resource,
       context: {

@@ -7,6 +7,7 @@ export {
   TokenRefusal,
   type TokenVerifier,
 } from './access-token.ts';
+export { agentPrincipalEntity } from './agent-entity.ts';
 export { AgentGate, type CallPrincipal } from './agent-gate.ts';
 export {
   type CredentialInjector,

@@ -1,4 +1,5 @@
 import { type Logger, WardenError } from '../core/index.ts';
+import { agentPrincipalEntity } from '../gateway/index.ts';
 import type { Identity } from '../identity/index.ts';
 import type { Decision } from '../policy/index.ts';
 import {
@@ -33,20 +34,7 @@ export function vaultExchangeHook(options: VaultExchangeHookOptions): UpstreamEx
     let decision: Decision;
     try {
       decision = options.decide({
-        principal: {
-          type: 'Agent',
-          id: agent.id,
-          parents: [
-            { type: 'Template', id: agent.template_id },
-            { type: 'Provider', id: agent.provider_id },
-          ],
-          attrs: {
-            status: agent.status,
-            risk_level: agent.risk_tier,
-            owner: agent.owner_id,
-            purpose: agent.purpose.slice(0, 2000),
-          },
-        },
+        principal: agentPrincipalEntity(agent),
         action: VAULT_EXCHANGE_ACTION,
         resource: { type: 'Credential', id: request.connection, attrs: { kind: 'oauth_connection' } },
         context: {
